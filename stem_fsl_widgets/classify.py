@@ -1,0 +1,251 @@
+"""Prototypical classification of chips, its uncertainty, and the result a user reads.
+
+Prototypes are the mean support embedding of each class (Snell et al. 2017); each chip gets
+``p_k ∝ exp(-d_k / T)`` with ``d`` the squared Euclidean (or cosine) distance and a
+temperature ``T`` taken from the data — the median distance of a chip to its nearest
+prototype — so that the same entropy means the same doubt whatever the encoder or its
+embedding size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .errors import NotEnoughSupportsError
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Result",
+    "cosine_distances",
+    "normalised_entropy",
+    "predict_log_proba",
+    "prototypes",
+    "squared_distances",
+    "temperature",
+]
+
+#: Normalised entropy above which a chip is flagged uncertain. For two classes 0.5 means the
+#: winning class has p < 0.89; for four, roughly p < 0.80.
+DEFAULT_THRESHOLD = 0.5
+
+
+def prototypes(emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int) -> np.ndarray:
+    """Mean embedding of each class's supports.
+
+    Parameters
+    ----------
+    emb : ndarray, shape (N, D)
+    support_idx : ndarray of int, shape (S,)
+        Chip indices of the supports.
+    support_lab : ndarray of int, shape (S,)
+        Class index (0..n_classes-1) of each support.
+    n_classes : int
+
+    Returns
+    -------
+    ndarray, shape (n_classes, D)
+
+    Raises
+    ------
+    NotEnoughSupportsError
+        If a class has no support.
+
+    Examples
+    --------
+    >>> emb = np.array([[0., 0.], [2., 0.], [10., 10.]])
+    >>> prototypes(emb, np.array([0, 1, 2]), np.array([0, 0, 1]), 2)
+    array([[ 1.,  0.],
+           [10., 10.]])
+    """
+    support_idx = np.asarray(support_idx, dtype=np.int64)
+    support_lab = np.asarray(support_lab, dtype=np.int64)
+    counts = np.bincount(support_lab, minlength=n_classes)
+    if np.any(counts == 0):
+        missing = [int(k) for k in np.flatnonzero(counts == 0)]
+        raise NotEnoughSupportsError(
+            f"Class(es) {missing} have no labelled chip; label at least one chip of every class "
+            "(or remove the empty class) before classifying."
+        )
+    sums = np.zeros((n_classes, emb.shape[1]), dtype=np.float64)
+    np.add.at(sums, support_lab, emb[support_idx])
+    return sums / counts[:, None]
+
+
+def squared_distances(emb: np.ndarray, protos: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (N, K), clipped at 0 against round-off."""
+    e = np.asarray(emb, dtype=np.float64)
+    p = np.asarray(protos, dtype=np.float64)
+    d = (e**2).sum(1)[:, None] - 2.0 * e @ p.T + (p**2).sum(1)[None, :]
+    return np.maximum(d, 0.0)
+
+
+def cosine_distances(emb: np.ndarray, protos: np.ndarray) -> np.ndarray:
+    """``1 - cos`` between chips and prototypes, shape (N, K), in [0, 2]."""
+    e = np.asarray(emb, dtype=np.float64)
+    p = np.asarray(protos, dtype=np.float64)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    return np.clip(1.0 - e @ p.T, 0.0, 2.0)
+
+
+def temperature(dist: np.ndarray) -> float:
+    """Median distance of a chip to its nearest prototype (> 0); the logit scale."""
+    t = float(np.median(dist.min(axis=1)))
+    if not np.isfinite(t) or t <= 1e-12:
+        t = float(np.mean(dist)) or 1.0
+    return t
+
+
+def predict_log_proba(dist: np.ndarray, temp: float | None = None) -> np.ndarray:
+    """Log-probabilities (N, K) from distances: ``log softmax(-d / T)``."""
+    t = temperature(dist) if temp is None else float(temp)
+    z = -dist / t
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def normalised_entropy(p: np.ndarray) -> np.ndarray:
+    """``-Σ p log p / log K`` per row, in [0, 1].
+
+    Examples
+    --------
+    >>> normalised_entropy(np.array([[0.5, 0.5], [1.0, 0.0]]))
+    array([1., 0.])
+    """
+    p = np.asarray(p, dtype=np.float64)
+    k = p.shape[1]
+    if k < 2:
+        return np.zeros(p.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    return np.clip(h / np.log(k), 0.0, 1.0)
+
+
+@dataclass(eq=False)
+class Result:
+    """The segmentation at chip level, with uncertainty, and pixel maps on demand.
+
+    Attributes
+    ----------
+    classes : list of str
+        Class names, in the order of the probability columns.
+    colours : list of str
+        Hex colour of each class.
+    probabilities : ndarray, shape (N, K)
+        Class probabilities per chip (supports are one-hot on their given class).
+    labels : ndarray of int, shape (N,)
+        Predicted class index per chip.
+    entropy : ndarray, shape (N,)
+        Normalised entropy in [0, 1].
+    uncertain : ndarray of bool, shape (N,)
+        ``entropy > threshold`` (never true for a support).
+    is_support : ndarray of bool, shape (N,)
+    threshold : float
+    eds_weight : float or None
+        The image↔EDS weight actually used (resolved when "auto"); None without EDS.
+    grid : ChipGrid
+    """
+
+    classes: list[str]
+    colours: list[str]
+    probabilities: np.ndarray
+    is_support: np.ndarray
+    threshold: float
+    grid: object
+    eds_weight: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.labels = np.argmax(self.probabilities, axis=1).astype(np.int64)
+        self.entropy = normalised_entropy(self.probabilities)
+        self.uncertain = (self.entropy > self.threshold) & ~self.is_support
+        self.confidence = self.probabilities.max(axis=1)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes K."""
+        return len(self.classes)
+
+    @cached_property
+    def _cell_probs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Probabilities averaged over overlapping chips, per cell of constant coverage.
+        g = self.grid
+        probs = self.probabilities.reshape(g.n_rows, g.n_cols, -1)
+        ye, xe, yc, xc = g.cells()
+        summed = np.einsum("ar,rck,bc->abk", yc.astype(float), probs, xc.astype(float))
+        count = (yc.sum(1)[:, None] * xc.sum(1)[None, :]).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell = summed / count[..., None]
+        return cell, np.diff(ye), np.diff(xe)
+
+    def _expand(self, cell_values: np.ndarray) -> np.ndarray:
+        _, hy, wx = self._cell_probs
+        return np.repeat(np.repeat(cell_values, hy, axis=0), wx, axis=1)
+
+    @cached_property
+    def label_map(self) -> np.ndarray:
+        """Pixel class index (H, W), int16; -1 where no chip covers the pixel."""
+        cell = self._cell_probs[0]
+        lab = np.where(np.isnan(cell[..., 0]), -1, np.argmax(np.nan_to_num(cell), axis=2))
+        return self._expand(lab.astype(np.int16))
+
+    @cached_property
+    def entropy_map(self) -> np.ndarray:
+        """Pixel normalised entropy (H, W), float32, of the overlap-averaged probabilities."""
+        cell = self._cell_probs[0]
+        k = cell.shape[2]
+        h = normalised_entropy(np.nan_to_num(cell.reshape(-1, k))).reshape(cell.shape[:2])
+        h[np.isnan(cell[..., 0])] = np.nan
+        return self._expand(h.astype(np.float32))
+
+    @cached_property
+    def fractions(self) -> dict[str, float]:
+        """Area fraction of each class over the covered image (pixel-weighted)."""
+        cell, hy, wx = self._cell_probs
+        area = hy[:, None] * wx[None, :]
+        covered = ~np.isnan(cell[..., 0])
+        lab = np.argmax(np.nan_to_num(cell), axis=2)
+        tot = area[covered].sum()
+        return {c: float(area[covered & (lab == k)].sum() / tot) for k, c in enumerate(self.classes)}
+
+    @cached_property
+    def uncertain_fraction(self) -> float:
+        """Fraction of chips flagged uncertain."""
+        return float(self.uncertain.mean())
+
+    def suggest(self, n: int = 5) -> np.ndarray:
+        """The ``n`` most uncertain unlabelled chips: the best next chips to label."""
+        h = np.where(self.is_support, -np.inf, self.entropy)
+        order = np.argsort(-h, kind="stable")
+        return order[: min(n, int((~self.is_support).sum()))]
+
+    def changed_chips(self, previous: Result | None) -> np.ndarray:
+        """Chips whose label, uncertainty or support state differ from ``previous``."""
+        if previous is None or previous.labels.shape != self.labels.shape or previous.classes != self.classes:
+            return np.arange(self.labels.size)
+        diff = (
+            (previous.labels != self.labels)
+            | (previous.uncertain != self.uncertain)
+            | (previous.is_support != self.is_support)
+        )
+        return np.flatnonzero(diff)
+
+    def summary(self) -> str:
+        """One line per class: area fraction; then the uncertain fraction."""
+        lines = [f"{c:>20s}: {100 * f:5.1f} %" for c, f in self.fractions.items()]
+        lines.append(f"{'uncertain chips':>20s}: {100 * self.uncertain_fraction:5.1f} %")
+        return "\n".join(lines)
+
+
+def require_two_classes(counts: dict[str, int]) -> None:
+    """Raise :class:`NotEnoughSupportsError` unless ≥ 2 classes have ≥ 1 support."""
+    ready = [c for c, n in counts.items() if n > 0]
+    if len(ready) < 2:
+        have = ", ".join(f"{c} ({n})" for c, n in counts.items()) or "no classes yet"
+        raise NotEnoughSupportsError(
+            "Label at least one chip in each of two classes to segment "
+            f"(supports so far: {have})."
+        )
