@@ -116,9 +116,7 @@ def known_elements() -> list[str]:
     True
     """
     db = _database()
-    with_lines = [
-        k for k, v in db.items() if v.get("Atomic_properties", {}).get("Xray_lines")
-    ]
+    with_lines = [k for k, v in db.items() if v.get("Atomic_properties", {}).get("Xray_lines")]
     return sorted(with_lines, key=lambda k: int(db[k]["General_properties"]["Z"]))
 
 

@@ -4,9 +4,9 @@ Each modality is scaled so that its mean squared chip norm is 1 (after per-featu
 standardisation for the image, whose features have unrelated units). Early fusion then
 concatenates ``sqrt(1-w)·image ⊕ sqrt(w)·eds`` so the squared distance is exactly
 ``(1-w)·d_image + w·d_eds``; late fusion sums per-modality log-probabilities with the same
-weights. :func:`auto_weight` picks ``w`` from how well each modality separates the classes
-the user defined, so a modality that carries no class information is not allowed to blur
-the other.
+weights. :func:`auto_weight` picks ``w`` from how well each modality separates each pair of
+the classes the user defined, so a modality that carries no class information is not allowed
+to blur the other.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Scaler", "fuse_early", "fuse_late", "modality_confidence", "auto_weight"]
+__all__ = ["Scaler", "fuse_early", "fuse_late", "auto_weight"]
 
 
 @dataclass
@@ -91,34 +91,11 @@ def fuse_late(logp_image: np.ndarray | None, logp_eds: np.ndarray | None, eds_we
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def modality_confidence(emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int) -> float:
-    """How well one modality alone separates the user's classes, in [0, 1].
+def _confidence(dist: np.ndarray) -> float:
+    """Mean ``1 - H/log K`` of the classifier given by distances (N, K)."""
+    from .classify import normalised_entropy, predict_log_proba
 
-    Two complementary signals, averaged where both exist:
-
-    - leave-one-out nearest-prototype accuracy on the supports, rescaled so chance → 0
-      (needs a class with ≥ 2 supports);
-    - the mean confidence ``1 - H/log K`` the modality's own classifier has on every chip, which
-      is near 0 when the prototypes differ only by noise (all chips sit between them).
-    """
-    from .classify import normalised_entropy, predict_log_proba, prototypes, squared_distances
-
-    protos = prototypes(emb, support_idx, support_lab, n_classes)
-    logp = predict_log_proba(squared_distances(emb, protos))
-    conf = float(1.0 - normalised_entropy(np.exp(logp)).mean())
-    counts = np.bincount(support_lab, minlength=n_classes)
-    if counts.max() < 2:
-        return conf
-    hits = []
-    for j, (i, c) in enumerate(zip(support_idx, support_lab)):
-        if counts[c] < 2:
-            continue
-        keep = np.arange(len(support_idx)) != j
-        p = prototypes(emb, support_idx[keep], support_lab[keep], n_classes)
-        hits.append(int(np.argmin(squared_distances(emb[i : i + 1], p)[0]) == c))
-    chance = 1.0 / n_classes
-    loo = max(0.0, (np.mean(hits) - chance) / (1 - chance))
-    return 0.5 * (conf + loo)
+    return float(1.0 - normalised_entropy(np.exp(predict_log_proba(dist))).mean())
 
 
 def auto_weight(
@@ -128,15 +105,46 @@ def auto_weight(
     support_lab: np.ndarray,
     n_classes: int,
     *,
-    sharpness: float = 2.0,
+    n_steps: int = 21,
 ) -> float:
-    """EDS weight in [0, 1] from the two modalities' confidences on the user's classes.
+    """EDS weight in [0, 1] chosen from how well each weighting explains the user's supports.
 
-    ``w = c_eds^s / (c_image^s + c_eds^s)``; with ``sharpness`` s > 1 a clearly weaker
-    modality is damped more strongly than linearly.
+    Fused squared distances are ``(1-w)·d_image + w·d_eds``. When a class has ≥ 2 supports,
+    ``w`` maximises the leave-one-out log-probability of each held-out support's own class
+    (prototypes rebuilt without it, temperature from all chips). With a single support per
+    class there is nothing to hold out, so each modality is scored by the mean confidence
+    ``1 - H/log K`` of its own classifier over all chips — near 0 for a modality whose
+    prototypes differ only by noise — and ``w = c_eds / (c_image + c_eds)``.
+    Ties go to the weight nearest 0.5.
     """
-    ci = modality_confidence(image_emb, support_idx, support_lab, n_classes) ** sharpness
-    ce = modality_confidence(eds_emb, support_idx, support_lab, n_classes) ** sharpness
-    if ci + ce < 1e-12:
-        return 0.5
-    return float(ce / (ci + ce))
+    from .classify import prototypes, squared_distances
+
+    support_idx = np.asarray(support_idx, dtype=np.int64)
+    support_lab = np.asarray(support_lab, dtype=np.int64)
+    mods = (image_emb, eds_emb)
+    full = [squared_distances(e, prototypes(e, support_idx, support_lab, n_classes)) for e in mods]
+    counts = np.bincount(support_lab, minlength=n_classes)
+    held = [j for j in range(support_idx.size) if counts[support_lab[j]] >= 2]
+    if not held:
+        ci, ce = (_confidence(d) for d in full)
+        return 0.5 if ci + ce < 1e-12 else float(ce / (ci + ce))
+    # Distances of each held-out support to prototypes built without it: (n_held, K) per modality.
+    loo = []
+    for e in mods:
+        rows = []
+        for j in held:
+            keep = np.arange(support_idx.size) != j
+            p = prototypes(e, support_idx[keep], support_lab[keep], n_classes)
+            rows.append(squared_distances(e[support_idx[j] : support_idx[j] + 1], p)[0])
+        loo.append(np.array(rows))
+    truth = support_lab[held]
+    ws = np.linspace(0.0, 1.0, n_steps)
+    score = np.empty(n_steps)
+    for n, w in enumerate(ws):
+        temp = float(np.median(((1 - w) * full[0] + w * full[1]).min(1))) or 1.0
+        z = -((1 - w) * loo[0] + w * loo[1]) / temp
+        z -= z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        score[n] = logp[np.arange(len(held)), truth].mean()
+    best = np.flatnonzero(score >= score.max() - 1e-9)
+    return float(ws[best[np.argmin(np.abs(ws[best] - 0.5))]])

@@ -33,7 +33,7 @@ DEFAULT_ENCODER = "fourier"
 
 _REGISTRY: dict[str, Callable[..., ImageEncoder]] = {
     "fourier": FourierEncoder,
-    "fourier_ri": lambda **kw: FourierEncoder(rotation_invariant=True, **kw),
+    "fourier_oriented": lambda **kw: FourierEncoder(rotation_invariant=False, **kw),
     "random_cnn": RandomCNNEncoder,
     "resnet18": lambda **kw: ResNetEncoder("resnet18", **kw),
     "resnet34": lambda **kw: ResNetEncoder("resnet34", **kw),

@@ -198,8 +198,9 @@ class ResNetEncoder(_TorchEncoder):
         import torchvision
 
         net = getattr(torchvision.models, self.arch)(weights=None)
+        state = self._state_dict()
         try:
-            net.load_state_dict(self._state_dict())
+            net.load_state_dict(state)
         except RuntimeError as err:
             raise WeightsError(
                 f"The weights do not fit {self.arch}: {str(err).splitlines()[0][:200]}"

@@ -26,10 +26,11 @@ class FourierEncoder(ImageEncoder):
     n_angular : int
         Angular bins over [0, π) (the power spectrum of a real image is centro-symmetric).
     rotation_invariant : bool
-        If True, replace the angular bins of each radius by the magnitudes of their angular
-        Fourier series (harmonics 0..n_angular/2), so the same lattice at any in-plane
-        rotation gives the same descriptor. If False (default), orientation is kept and
-        grains of one phase in different orientations are told apart.
+        If True (default), replace the angular bins of each radius by the magnitudes of their
+        angular Fourier series (harmonics 0..n_angular/2), so the same lattice at any in-plane
+        rotation gives (nearly) the same descriptor while its symmetry (2-, 4-, 6-fold) is
+        kept. If False, orientation is kept and grains of one phase in different
+        orientations are told apart (encoder name "fourier_oriented").
     sigmas : tuple of float
         Gaussian scales (px) for the intensity/texture statistics.
 
@@ -38,7 +39,7 @@ class FourierEncoder(ImageEncoder):
     >>> import numpy as np
     >>> enc = FourierEncoder()
     >>> enc.encode(np.random.default_rng(0).normal(size=(3, 32, 32))).shape
-    (3, 92)
+    (3, 54)
     """
 
     name = "fourier"
@@ -49,7 +50,7 @@ class FourierEncoder(ImageEncoder):
         *,
         n_radial: int = 10,
         n_angular: int = 6,
-        rotation_invariant: bool = False,
+        rotation_invariant: bool = True,
         sigmas: tuple[float, ...] = (1.0, 2.0, 4.0),
     ) -> None:
         self.n_radial = int(n_radial)

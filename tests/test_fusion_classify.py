@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+
+from stem_fsl_widgets.classify import (
+    Result,
+    normalised_entropy,
+    predict_log_proba,
+    prototypes,
+    squared_distances,
+    temperature,
+)
+from stem_fsl_widgets.chips import ChipGrid
+from stem_fsl_widgets.errors import NotEnoughSupportsError
+from stem_fsl_widgets.fusion import Scaler, auto_weight, fuse_early, fuse_late
+
+
+def test_prototype_maths_hand_computed_two_class_example():
+    emb = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [12.0, 0.0], [4.0, 0.0]])
+    protos = prototypes(emb, np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]), 2)
+    np.testing.assert_allclose(protos, [[1.0, 0.0], [11.0, 0.0]])
+    d = squared_distances(emb, protos)
+    np.testing.assert_allclose(d[4], [9.0, 49.0])
+    # Nearest-prototype distances are 1, 1, 1, 1, 9 → median 1 = temperature.
+    assert temperature(d) == pytest.approx(1.0)
+    p = np.exp(predict_log_proba(d))
+    # Chip 4: p0 = 1 / (1 + exp(-(49 - 9)/1)).
+    assert p[4, 0] == pytest.approx(1 / (1 + np.exp(-40.0)))
+    np.testing.assert_allclose(p.sum(1), 1.0)
+
+
+def test_temperature_makes_probabilities_scale_free():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(50, 8))
+    protos = prototypes(emb, np.arange(4), np.array([0, 0, 1, 1]), 2)
+    p1 = np.exp(predict_log_proba(squared_distances(emb, protos)))
+    p2 = np.exp(predict_log_proba(squared_distances(emb * 7.0, protos * 7.0)))
+    np.testing.assert_allclose(p1, p2, atol=1e-9)
+
+
+def test_entropy_bounds():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=200)
+    h = normalised_entropy(p)
+    assert h.min() >= 0 and h.max() <= 1
+    np.testing.assert_allclose(normalised_entropy(np.full((1, 5), 0.2)), [1.0])
+    np.testing.assert_allclose(normalised_entropy(np.eye(5)), np.zeros(5))
+
+
+def test_class_without_support_is_a_clear_error():
+    with pytest.raises(NotEnoughSupportsError, match="no labelled chip"):
+        prototypes(np.zeros((4, 2)), np.array([0]), np.array([0]), 2)
+
+
+def test_fusion_weights_zero_and_one_reduce_to_single_modality():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(10, 3)), rng.normal(size=(10, 4))
+    np.testing.assert_array_equal(fuse_early(a, b, 0.0), a)
+    np.testing.assert_array_equal(fuse_early(a, b, 1.0), b)
+    fused = fuse_early(a, b, 0.25)
+    d = squared_distances(fused, fused[:2])
+    expect = 0.75 * squared_distances(a, a[:2]) + 0.25 * squared_distances(b, b[:2])
+    np.testing.assert_allclose(d, expect, atol=1e-9)
+    la = predict_log_proba(squared_distances(a, a[:2]))
+    lb = predict_log_proba(squared_distances(b, b[:2]))
+    np.testing.assert_allclose(fuse_late(la, lb, 0.0), la, atol=1e-12)
+    np.testing.assert_allclose(fuse_late(la, lb, 1.0), lb, atol=1e-12)
+    np.testing.assert_allclose(np.exp(fuse_late(la, lb, 0.5)).sum(1), 1.0)
+
+
+def test_scaler_gives_unit_mean_squared_norm_and_reuses_stats():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, [1, 100, 0.01], size=(200, 3))
+    s = Scaler(per_feature=True).fit(x)
+    z = s.transform(x)
+    assert (z**2).sum(1).mean() == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(z.std(0), 1 / np.sqrt(3), rtol=1e-5)
+    z2 = s.transform(x[:5] + 0)  # stats from the fit, not refitted
+    np.testing.assert_allclose(z2, z[:5])
+
+
+def test_auto_weight_ignores_a_modality_without_class_information():
+    rng = np.random.default_rng(0)
+    n = 200
+    truth = np.repeat([0, 1], n // 2)
+    informative = rng.normal(size=(n, 6)) + 3.0 * truth[:, None]
+    noise = rng.normal(size=(n, 6))
+    idx = np.array([0, 1, 2, 100, 101, 102])
+    lab = truth[idx]
+    w = auto_weight(informative, noise, idx, lab, 2)
+    assert w < 0.1
+    w_swapped = auto_weight(noise, informative, idx, lab, 2)
+    assert w_swapped > 0.9
+    w_both = auto_weight(informative, informative * 1.0, idx, lab, 2)
+    assert w_both == pytest.approx(0.5)
+
+
+def test_result_maps_fractions_and_suggestions():
+    g = ChipGrid(8, 8, 4, stride=2)  # 3×3 chips, overlapping
+    p = np.tile([0.9, 0.1], (9, 1))
+    p[8] = [0.2, 0.8]  # bottom-right chip
+    p[4] = [0.55, 0.45]  # centre chip: unsure
+    sup = np.zeros(9, bool)
+    sup[0] = True
+    r = Result(["a", "b"], ["#000000", "#ffffff"], p, sup, 0.5, g)
+    assert r.label_map.shape == (8, 8) and r.label_map[0, 0] == 0
+    assert r.label_map[7, 7] == 1  # covered by chip 8 only
+    assert r.label_map[5, 5] == 0  # averaged with neighbours that say "a"
+    assert r.fractions["b"] == pytest.approx(4 / 64)
+    assert sum(r.fractions.values()) == pytest.approx(1.0)
+    assert r.uncertain[4] and not r.uncertain[0]
+    assert r.suggest(1)[0] == 4
+    assert 0 not in r.suggest(9)  # a support is never suggested
+    assert r.entropy_map.shape == (8, 8) and 0 <= np.nanmin(r.entropy_map)
