@@ -121,7 +121,7 @@ def normalised_entropy(p: np.ndarray) -> np.ndarray:
         return np.zeros(p.shape[0])
     with np.errstate(divide="ignore", invalid="ignore"):
         h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    return np.clip(h / np.log(k), 0.0, 1.0)
+    return np.clip(h / np.log(k), 0.0, 1.0) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 @dataclass(eq=False)
