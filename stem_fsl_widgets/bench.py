@@ -23,7 +23,7 @@ import numpy as np
 
 from .chips import ChipGrid
 from .dataset import Dataset
-from .encoders import encode_chips, get_encoder
+from .encoders import get_encoder
 from .evaluate import chip_truth, draw_supports, macro_f1, score_result
 from .session import Session
 
@@ -131,6 +131,29 @@ def bench_accuracy(ds: Dataset, draws: int, ks=(1, 3, 5)) -> list[dict]:
     return rows
 
 
+def bench_encoder_choice(ds: Dataset, draws: int, k: int = 3) -> list[dict]:
+    """Fused (auto) and image-only accuracy per offline encoder: how the default was chosen."""
+    rows = []
+    for name in ("fourier", "fourier_oriented", "random_cnn"):
+        s = Session(ds, chip_size=32, encoder=name)
+        truth, purity = chip_truth(ds.ground_truth, s.grid)
+        row: dict = {"encoder": name, "k": k}
+        for mode, w in (("image", 0.0), ("fused", "auto")):
+            s.settings.eds_weight = w
+            acc = []
+            for d in range(draws):
+                sup = draw_supports(truth, purity, k, np.random.default_rng(1000 + d))
+                s.classes = {c: "#000000" for c in ds.truth_classes}
+                s.supports = {i: ds.truth_classes[c] for i, c in sup.items()}
+                r = s.classify()
+                acc.append(score_result(r, truth, [ds.truth_classes.index(c) for c in r.classes]).accuracy)
+            row[f"{mode}_mean"], row[f"{mode}_std"] = float(np.mean(acc)), float(np.std(acc))
+        rows.append(row)
+        print(f"  {name:17s} k={k}  image-only {row['image_mean']:.3f} ± {row['image_std']:.3f}   "
+              f"fused (auto) {row['fused_mean']:.3f} ± {row['fused_std']:.3f}")
+    return rows
+
+
 def bench_peer(ds: Dataset, draws: int, ks=(1, 3, 5)) -> list[dict]:
     """scikit-image trainable segmentation (random forest) trained on the same support chips."""
     from functools import partial
@@ -185,6 +208,9 @@ def _markdown(results: dict) -> str:
     lines += ["", "| chips | encode once (s) | click median (ms) | click p95 (ms) |", "|---|---|---|---|"]
     lines += [f"| {r['n_chips']} | {r['encode_s']:.2f} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} |"
               for r in results["latency"]]
+    lines += ["", "| offline encoder | image only (k=3) | fused auto (k=3) |", "|---|---|---|"]
+    lines += [f"| {r['encoder']} | {r['image_mean']:.3f} ± {r['image_std']:.3f} | "
+              f"{r['fused_mean']:.3f} ± {r['fused_std']:.3f} |" for r in results["encoder_choice"]]
     lines += ["", "| encoder | chip px | chips/s |", "|---|---|---|"]
     lines += [f"| {r['encoder']} | {r['chip_px']} | {r['chips_per_s']:.0f} |" for r in results["encoders"]]
     return "\n".join(lines) + "\n"
@@ -206,10 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     print("1. Encoding throughput")
     results["encoders"] = bench_encoders(128 if args.quick else 1024, out)
     print("2. Click latency: label() + classify() from cached embeddings")
-    results["latency"] = bench_latency([1024] if args.quick else [1024, 4096, 16384], 10 if args.quick else 50)
+    sizes = [1024] if args.quick else [1024, 4096, 16384]
+    results["latency"] = bench_latency(sizes, 10 if args.quick else 50)
     print(f"3. Accuracy on the demo data ({draws} support draws per cell)")
     ds = demo()
     results["accuracy"] = bench_accuracy(ds, draws)
+    print("3b. Offline image encoders (fused auto and image-only, k=3)")
+    results["encoder_choice"] = bench_encoder_choice(ds, draws)
     print("4. Peer: scikit-image trainable segmentation on the same supports")
     results["peer"] = bench_peer(ds, draws)
     (out / ("engine_quick.json" if args.quick else "engine.json")).write_text(json.dumps(results, indent=1))

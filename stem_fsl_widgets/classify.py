@@ -22,6 +22,7 @@ __all__ = [
     "cosine_distances",
     "normalised_entropy",
     "predict_log_proba",
+    "prototype_probabilities",
     "prototypes",
     "squared_distances",
     "temperature",
@@ -32,7 +33,9 @@ __all__ = [
 DEFAULT_THRESHOLD = 0.5
 
 
-def prototypes(emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int) -> np.ndarray:
+def prototypes(
+    emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int
+) -> np.ndarray:
     """Mean embedding of each class's supports.
 
     Parameters
@@ -105,6 +108,60 @@ def predict_log_proba(dist: np.ndarray, temp: float | None = None) -> np.ndarray
     z = -dist / t
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def prototype_probabilities(
+    image_emb: np.ndarray,
+    support_image: np.ndarray,
+    support_lab: np.ndarray,
+    n_classes: int,
+    *,
+    eds_emb: np.ndarray | None = None,
+    support_eds: np.ndarray | None = None,
+    eds_weight: float = 0.0,
+    fusion: str = "early",
+    metric: str = "sqeuclidean",
+) -> np.ndarray:
+    """Class probabilities of chips from support embeddings: prototypes → distances → softmax.
+
+    Shared by :meth:`Session.classify` (supports from the same image) and batch mode
+    (supports saved from a reference image).
+
+    Parameters
+    ----------
+    image_emb : ndarray, shape (N, Di)
+        Scaled image embeddings of the chips to classify.
+    support_image : ndarray, shape (S, Di)
+        Scaled image embeddings of the supports.
+    support_lab : ndarray of int, shape (S,)
+        Class index of each support, 0..n_classes-1.
+    n_classes : int
+    eds_emb, support_eds : ndarray, shape (N, De) and (S, De), optional
+        Scaled EDS embeddings; both or neither.
+    eds_weight : float
+        0 = image only, 1 = EDS only.
+    fusion : {"early", "late"}
+    metric : {"sqeuclidean", "cosine"}
+
+    Returns
+    -------
+    ndarray, shape (N, n_classes), rows summing to 1
+    """
+    from .fusion import fuse_early, fuse_late
+
+    dist = cosine_distances if metric == "cosine" else squared_distances
+    sup_idx = np.arange(len(support_lab))
+
+    def logp(emb: np.ndarray, sup: np.ndarray) -> np.ndarray:
+        return predict_log_proba(dist(emb, prototypes(sup, sup_idx, support_lab, n_classes)))
+
+    if eds_emb is None or fusion == "early":
+        lp = logp(fuse_early(image_emb, eds_emb, eds_weight or 0.0),
+                  fuse_early(support_image, support_eds, eds_weight or 0.0))
+    else:
+        lp = fuse_late(logp(image_emb, support_image), logp(eds_emb, support_eds), eds_weight)
+    probs = np.exp(lp)
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def normalised_entropy(p: np.ndarray) -> np.ndarray:

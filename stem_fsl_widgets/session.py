@@ -441,12 +441,14 @@ class Session:
         """
         unknown = set(changes) - {f.name for f in fields(Settings)}
         if unknown:
-            raise InputError(f"Unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(Settings)]}.")
+            known = [f.name for f in fields(Settings)]
+            raise InputError(f"Unknown setting(s) {sorted(unknown)}; known: {known}.")
         new = replace(self.settings, **changes)
         new.validate()
         if new == self.settings:
             return self.result
-        grid = self._make_grid(new) if any(getattr(new, k) != getattr(self.settings, k) for k in _GRID_KEYS) else self.grid
+        regrid = any(getattr(new, k) != getattr(self.settings, k) for k in _GRID_KEYS)
+        grid = self._make_grid(new) if regrid else self.grid
         if new.encoder != self.settings.encoder:
             get_encoder(new.encoder)  # unknown name → clear error before anything changes
         self._push_undo()
@@ -519,14 +521,10 @@ class Session:
         img = self.image_embeddings()[1]
         eds = self.eds_embeddings()
         w = self.resolved_eds_weight()
-        if eds is None or self.settings.fusion == "early":
-            emb = fuse_early(img, None if eds is None else eds[1], w or 0.0)
-            logp = predict_log_proba(self._distances(emb, prototypes(emb, idx, lab, k)))
-        else:
-            lp = [predict_log_proba(self._distances(e, prototypes(e, idx, lab, k))) for e in (img, eds[1])]
-            logp = fuse_late(lp[0], lp[1], w)
-        probs = np.exp(logp)
-        probs /= probs.sum(axis=1, keepdims=True)
+        e = None if eds is None else eds[1]
+        probs = prototype_probabilities(
+            img, img[idx], lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
+            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric)
         probs[idx] = 0.0
         probs[idx, lab] = 1.0  # supports keep the label the user gave
         is_support = np.zeros(self.n_chips, dtype=bool)

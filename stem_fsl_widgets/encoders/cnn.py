@@ -93,12 +93,13 @@ class RandomCNNEncoder(_TorchEncoder):
                 super().__init__()
                 self.stages = nn.ModuleList(
                     nn.Conv2d(a, b, 3, padding=1, stride=1 if i == 0 else 2)
-                    for i, (a, b) in enumerate(zip(chans[:-1], chans[1:]))
+                    for i, (a, b) in enumerate(zip(chans[:-1], chans[1:], strict=True))
                 )
                 for conv in self.stages:
                     fan_in = conv.in_channels * 9
                     with torch.no_grad():
-                        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                        std = (2.0 / fan_in) ** 0.5  # He initialisation keeps activations O(1)
+                        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * std)
                         conv.bias.zero_()
 
             def forward(self, x):
