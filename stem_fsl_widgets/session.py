@@ -24,17 +24,14 @@ from .chips import ChipGrid, chip_spectra
 from .classify import (
     DEFAULT_THRESHOLD,
     Result,
-    cosine_distances,
-    predict_log_proba,
-    prototypes,
+    prototype_probabilities,
     require_two_classes,
-    squared_distances,
 )
 from .dataset import Dataset
 from .eds import DEFAULT_WINDOW, EDSEncoder
 from .encoders import DEFAULT_ENCODER, encode_chips, get_encoder
 from .errors import InputError, NotEnoughSupportsError, SessionFileError
-from .fusion import Scaler, auto_weight, fuse_early, fuse_late
+from .fusion import Scaler, auto_weight
 
 __all__ = ["Session", "Settings", "PALETTE", "SCHEMA_VERSION"]
 
@@ -472,13 +469,27 @@ class Session:
 
     def _changed(self, classify: bool = True) -> Result | None:
         if classify:
-            self.previous = self.result
-            self.result = self.classify() if self.ready else None
+            try:
+                result = self.classify() if self.ready else None
+            except Exception:
+                self._rollback()
+                raise
+            self.previous, self.result = self.result, result
+        self._good = self._snapshot()
         if self.autosave is not None:
             self.save(self.autosave)
         for cb in list(self._listeners):
             cb(self)
         return self.result
+
+    def _rollback(self) -> None:
+        """Put back the last state that classified, so a failing change costs no labels."""
+        good = getattr(self, "_good", None)
+        if good is None:
+            return
+        if self._undo and self._undo[-1] == good:
+            self._undo.pop()  # the failed change leaves no undo step behind
+        self._restore(good)
 
     def _supports_arrays(self, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         index = {c: k for k, c in enumerate(classes)}
@@ -499,11 +510,6 @@ class Session:
             return 0.5
         idx, lab = self._supports_arrays(classes)
         return auto_weight(self.image_embeddings()[1], self.eds_embeddings()[1], idx, lab, len(classes))
-
-    def _distances(self, emb: np.ndarray, protos: np.ndarray) -> np.ndarray:
-        if self.settings.metric == "cosine":
-            return cosine_distances(emb, protos)
-        return squared_distances(emb, protos)
 
     def classify(self) -> Result:
         """Classify every chip from the current supports (cached embeddings; no re-encoding).
@@ -577,6 +583,8 @@ class Session:
                        eds_encoder_mean=enc.mean_, energy_axis=np.asarray(self.dataset.energy_axis))
             if enc.components_ is not None:
                 out["eds_components"] = enc.components_
+            if self.ready:  # "auto" is resolved on the reference image's chips; keep the value
+                out["eds_weight"] = np.float64(self.resolved_eds_weight())
         return out
 
     def save(self, path: str | os.PathLike, *, arrays: bool = False) -> Path:
