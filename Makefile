@@ -31,7 +31,7 @@ panel: install
 	$(PY) -m stem_fsl_widgets serve
 
 test: install chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -m "slow or not slow"
 
 test-fast: install
 	$(PY) -m pytest -m "not browser and not slow"

@@ -145,15 +145,17 @@ class ChipGrid:
 
     @staticmethod
     def _nearest(starts: np.ndarray, size: int, v: np.ndarray) -> np.ndarray:
-        # Among chips containing v, the one whose centre is nearest (ties go to the earlier).
+        # Among the chips containing pixel v, the one whose centre is nearest the pixel centre
+        # v + 0.5 (ties go to the earlier chip) — the same rule the canvas uses for its cells.
         centres = starts + size / 2.0
-        j = np.searchsorted(centres, v)
-        j = np.clip(j, 1, starts.size - 1) if starts.size > 1 else np.zeros_like(j)
-        if starts.size > 1:
-            left_closer = np.abs(v - centres[j - 1]) <= np.abs(centres[j] - v)
-            j = np.where(left_closer, j - 1, j)
-        inside = (v >= starts[j]) & (v < starts[j] + size)
-        return np.where(inside, j, -1)
+        c = v + 0.5
+        j = np.searchsorted(centres, c)
+        left = np.clip(j - 1, 0, starts.size - 1)
+        right = np.clip(j, 0, starts.size - 1)
+        in_l = (v >= starts[left]) & (v < starts[left] + size)
+        in_r = (v >= starts[right]) & (v < starts[right] + size)
+        take_left = in_l & (~in_r | (np.abs(c - centres[left]) <= np.abs(centres[right] - c)))
+        return np.where(take_left, left, np.where(in_r, right, -1))
 
     def chip_at(self, y: float, x: float) -> int | np.ndarray:
         """Index of the chip under image pixel ``(y, x)``; -1 outside every chip.
@@ -163,8 +165,10 @@ class ChipGrid:
         """
         yy, xx = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
         valid = (yy >= 0) & (yy < self.height) & (xx >= 0) & (xx < self.width)
-        r = self._nearest(self.row_starts, self.size, np.floor(yy))
-        c = self._nearest(self.col_starts, self.size, np.floor(xx))
+        # Compare pixel centres with chip centres: pixel k spans [k, k+1), so a pixel on the
+        # boundary between two chips is not a tie (which the earlier chip would win wrongly).
+        r = self._nearest(self.row_starts, self.size, np.floor(yy) + 0.5)
+        c = self._nearest(self.col_starts, self.size, np.floor(xx) + 0.5)
         out = np.where(valid & (r >= 0) & (c >= 0), r * self.n_cols + c, -1)
         return int(out) if out.ndim == 0 else out
 

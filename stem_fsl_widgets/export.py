@@ -114,7 +114,10 @@ def _tiff_bytes(data: np.ndarray, dataset: Dataset, description: str) -> bytes:
     if dataset.pixel_size and dataset.pixel_unit not in ("px", ""):
         # ImageJ-style calibration: pixels per unit, unit in the ImageJ metadata.
         kwargs["resolution"] = (1.0 / dataset.pixel_size, 1.0 / dataset.pixel_size)
-        tifffile.imwrite(buf, data, imagej=True, metadata={"unit": dataset.pixel_unit},
+        # TIFF descriptions are ASCII: ImageJ writes µm as "micron" and escapes other symbols.
+        unit = "micron" if dataset.pixel_unit in ("µm", "μm", "um") else "".join(
+            c if ord(c) < 128 else f"\\u{ord(c):04X}" for c in dataset.pixel_unit)
+        tifffile.imwrite(buf, data, imagej=True, metadata={"unit": unit},
                          resolution=kwargs["resolution"])
     else:
         tifffile.imwrite(buf, data, **kwargs)

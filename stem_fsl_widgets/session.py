@@ -30,7 +30,7 @@ from .classify import (
 from .dataset import Dataset
 from .eds import DEFAULT_WINDOW, EDSEncoder
 from .encoders import DEFAULT_ENCODER, encode_chips, get_encoder
-from .errors import InputError, NotEnoughSupportsError, SessionFileError
+from .errors import FileFormatError, InputError, NotEnoughSupportsError, SessionFileError, WeightsError
 from .fusion import Scaler, auto_weight
 
 __all__ = ["Session", "Settings", "PALETTE", "SCHEMA_VERSION"]
@@ -598,8 +598,10 @@ class Session:
         json.loads(data)  # never write something we could not read back
         if path.exists():
             try:
-                json.loads(path.read_bytes())
-                os.replace(path, path.with_name(path.name + ".bak"))
+                old = path.read_bytes()
+                json.loads(old)
+                # Copy (not move): if the write below fails, the good file stays where it was.
+                _atomic_write(path.with_name(path.name + ".bak"), old)
             except (OSError, ValueError):
                 pass  # the old file is corrupt: do not promote it to the backup
         _atomic_write(path, data)
@@ -659,7 +661,13 @@ class Session:
                 f"The session file is malformed ({type(err).__name__}: {err}). It may be truncated "
                 "or hand-edited; a backup may exist next to it as .bak."
             ) from None
-        s._changed()
+        try:
+            s._changed()
+        except (TypeError, ValueError) as err:  # e.g. a hand-edited encoder name or EDS window
+            raise SessionFileError(
+                f"The saved settings cannot be applied to this data ({type(err).__name__}: {err}). "
+                "Fix or remove them in the file, or try the .bak next to it."
+            ) from None
         return s
 
     @classmethod
@@ -672,6 +680,8 @@ class Session:
             raise SessionFileError(f"No session file at {path}.") from None
         except (ValueError, UnicodeDecodeError) as err:
             raise SessionFileError(f"{path} is not valid JSON ({err}); try {path.name}.bak.") from None
+        except OSError as err:
+            raise SessionFileError(f"Cannot read {path} ({err.strerror or err}).") from None
         if not isinstance(state, dict):
             raise SessionFileError(f"{path} does not hold a session (top level is not an object).")
         return cls.from_dict(state, dataset, **kwargs)
@@ -706,5 +716,6 @@ def _migrate(state: dict) -> dict:
     return state
 
 
-# Errors a GUI should show as a message rather than a traceback.
-USER_ERRORS = (InputError, NotEnoughSupportsError, SessionFileError)
+# Errors a GUI should show as a message rather than a traceback: every SFWError (bad files
+# and weights too), so one except clause keeps the user's labels and shows str(err).
+USER_ERRORS = (InputError, NotEnoughSupportsError, SessionFileError, FileFormatError, WeightsError)

@@ -43,6 +43,13 @@ def test_overlap_stride_and_chip_at_nearest_centre():
     assert g.chip_at(-1, 3) == -1 and g.chip_at(3, 64) == -1
 
 
+def test_chip_at_on_a_border_between_chips():
+    g = ChipGrid(128, 128, 64)
+    assert g.chip_at(0, 63) == 0 and g.chip_at(0, 64) == 1 and g.chip_at(127, 127) == 3
+    g = ChipGrid(128, 128, 64, stride=32)  # centres 32, 64, 96: pixel 48 (centre 48.5) → chip 1
+    assert g.rowcol(g.chip_at(47, 47)) == (0, 0) and g.rowcol(g.chip_at(48, 48)) == (1, 1)
+
+
 def test_view_is_a_view_for_regular_grid_and_extract_matches():
     img = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
     g = ChipGrid(64, 64, 16, stride=8)

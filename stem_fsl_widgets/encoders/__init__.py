@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import InputError
 from .base import ImageEncoder, encode_chips, pick_device, robust_normalise, standardise_chips
 from .cnn import RandomCNNEncoder, ResNetEncoder
 from .physics import FourierEncoder
@@ -56,12 +57,12 @@ def get_encoder(spec: str | ImageEncoder | None = None, **kwargs: Any) -> ImageE
 
     Raises
     ------
-    ValueError
-        For an unknown name; the message lists the known ones.
+    InputError
+        For an unknown name (a ValueError); the message lists the known ones.
     """
     if isinstance(spec, ImageEncoder):
         return spec
     name = spec or DEFAULT_ENCODER
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown encoder {name!r}; choose one of {available_encoders()}.")
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise InputError(f"Unknown encoder {name!r}; choose one of {available_encoders()}.")
     return _REGISTRY[name](**kwargs)

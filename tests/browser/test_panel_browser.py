@@ -1,0 +1,183 @@
+"""The Panel app served by ``panel serve`` and clicked in headless Chromium, judged by pixels."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("panel")
+PIL = pytest.importorskip("PIL.Image")
+
+pytestmark = pytest.mark.browser
+
+APP = Path(__file__).resolve().parents[2] / "stem_fsl_widgets" / "apps" / "panel_app.py"
+FRAME = 600  # the app draws a 512×512 demo image in a 600×600 frame
+IMAGE = 512
+ORANGE, BLUE = np.array([0xE6, 0x9F, 0x00]), np.array([0x56, 0xB4, 0xE9])  # class 1, class 2
+
+
+@pytest.fixture
+def panel_url(tmp_path):
+    """``panel serve`` the app file on a free 127.0.0.1 port; stopped by PID afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "panel.log"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", str(APP), "--address", "127.0.0.1",
+             "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"panel serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no server on {port}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/{APP.stem}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _shot(page, clip: dict) -> np.ndarray:
+    """RGB pixels (h, w, 3) of a page region as shown on screen."""
+    png = page.screenshot(clip=clip)
+    return np.asarray(PIL.open(io.BytesIO(png)).convert("RGB")).astype(float)
+
+
+def _wait_pixels(page, clip: dict, ok, timeout: float = 10.0) -> np.ndarray:
+    deadline = time.monotonic() + timeout
+    while True:
+        px = _shot(page, clip)
+        if ok(px) or time.monotonic() > deadline:
+            return px
+        page.wait_for_timeout(100)
+
+
+def _chip_box(x: float, y: float, chip: int = 32, margin: int = 9) -> tuple[slice, slice]:
+    """Screen-pixel interior of the 32-px chip under image (x, y), inside its outline."""
+    s = FRAME / IMAGE
+    x0, y0 = (x // chip) * chip * s, (y // chip) * chip * s
+    return (slice(int(y0) + margin, int(y0 + chip * s) - margin),
+            slice(int(x0) + margin, int(x0 + chip * s) - margin))
+
+
+def _towards(before: np.ndarray, after: np.ndarray, colour: np.ndarray) -> tuple[float, float]:
+    """How far, and how squarely, a region's mean colour moved towards ``colour``."""
+    b, a = before.reshape(-1, 3).mean(0), after.reshape(-1, 3).mean(0)
+    delta, aim = a - b, colour - b
+    size = float(np.linalg.norm(delta))
+    return size, float(delta @ aim / (size * np.linalg.norm(aim) + 1e-9))
+
+
+def _fractions(text: str) -> dict[str, float]:
+    return {m[0]: float(m[1]) for m in re.findall(r"(class \d): ([\d.]+) %", text)}
+
+
+def test_clicks_in_chromium_label_chips_and_segment(page, panel_url, tmp_path):
+    from playwright.sync_api import expect
+
+    outside: list[str] = []
+
+    def offline_only(route):
+        if route.request.url.startswith("http://127.0.0.1"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", offline_only)
+    page.goto(panel_url)
+    status = page.locator(".sfw-status")
+    expect(status).to_contain_text("Label at least one chip", timeout=30_000)
+    canvas = page.locator(".sfw-image canvas").first
+    box = canvas.bounding_box()
+    assert box["width"] == FRAME
+    # Axes are hidden and borders are 0; the toolbar sits above, so the frame is the bottom.
+    frame = {"x": box["x"], "y": box["y"] + box["height"] - FRAME, "width": FRAME, "height": FRAME}
+    fractions_text = page.locator(".sfw-fractions-text")
+    bars = page.locator(".sfw-fractions").first.bounding_box()
+    before = _wait_pixels(page, frame, lambda p: p.std() > 20)  # the image has been drawn
+    bars_before = _shot(page, bars)
+    expect(fractions_text).to_contain_text("No segmentation yet")
+
+    def click(x: float, y: float) -> None:
+        page.mouse.click(frame["x"] + x * FRAME / IMAGE, frame["y"] + y * FRAME / IMAGE)
+
+    a, b = (48, 48), (400, 432)  # image (x, y) of a class-1 and a class-2 chip
+    click(*a)
+    expect(page.locator("label:has-text('class 1 (1 labelled)')")).to_be_visible()
+    page.locator("label:has-text('class 2 (0 labelled)')").click()
+    expect(status).to_contain_text("Clicks label class 2")
+    click(*b)
+    expect(status).to_contain_text("2 labelled chips in 2 classes")
+    expect(fractions_text).to_contain_text("Uncertain chips")
+
+    labelled = np.zeros((FRAME, FRAME), bool)
+    for xy in (a, b):
+        ys, xs = _chip_box(*xy, margin=-6)
+        labelled[ys, xs] = True
+
+    def chroma(p: np.ndarray) -> np.ndarray:
+        return p.max(axis=2) - p.min(axis=2)
+
+    page.mouse.move(frame["x"] + FRAME + 200, frame["y"])  # no hover tooltip over the image
+    after = _wait_pixels(page, frame, lambda p: chroma(p)[~labelled].mean() > 15)
+    shots = Path(os.environ.get("SFW_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "panel_app.png"), full_page=True)
+
+    # (a) each labelled chip turned towards its class colour.
+    for xy, colour in ((a, ORANGE), (b, BLUE)):
+        ys, xs = _chip_box(*xy)
+        dist, cos = _towards(before[ys, xs], after[ys, xs], colour)
+        assert dist > 40 and cos > 0.9, (xy, dist, cos)
+    # (b) the rest went from grey to class colours: the segmentation overlay is drawn.
+    assert chroma(before)[~labelled].mean() < 3
+    assert chroma(after)[~labelled].mean() > 15
+    # ... and the orange/blue split of the overlay agrees with the fractions the app prints.
+    shown = _fractions(" ".join(page.locator(".sfw-fractions-text p").all_inner_texts()))
+    assert set(shown) == {"class 1", "class 2"} and abs(sum(shown.values()) - 100) < 0.2
+    px = after[~labelled][chroma(after)[~labelled] > 20]
+    orange_share = float((px[:, 0] > px[:, 2]).mean())
+    assert abs(orange_share - shown["class 1"] / 100) < 0.1, (orange_share, shown)
+    # (c) the bar chart now has an orange and a blue bar.
+    bars_after = _wait_pixels(page, bars, lambda p: (np.abs(p - BLUE).max(2) < 30).sum() > 50)
+    for colour in (ORANGE, BLUE):
+        assert (np.abs(bars_before - colour).max(2) < 30).sum() == 0
+        assert (np.abs(bars_after - colour).max(2) < 30).sum() > 50
+
+    # An impossible request shows a message, not a traceback, and the labels stay.
+    page.get_by_role("button", name="Rename").click()
+    message = page.locator(".sfw-message")
+    expect(message).to_contain_text("Cannot rename 'class 2'")
+    shown_message = " ".join(page.locator(".sfw-message div").all_inner_texts())
+    assert "Cannot rename" in shown_message and "Traceback" not in shown_message
+    expect(status).to_contain_text("2 labelled chips in 2 classes")
+    page.get_by_role("button", name="↶ Undo").click()  # undo the second label
+    expect(fractions_text).to_contain_text("No segmentation yet")
+    expect(message).to_be_hidden()
+    assert outside == []  # everything came from the local server: works offline
+    assert page.console_errors == []
