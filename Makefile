@@ -25,7 +25,7 @@ demo: install
 	$(PY) -m stem_fsl_widgets demo --out out
 
 dashboard: install
-	$(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(PORT) --Voila.ip=127.0.0.1
+	SFW_DEMO=1 $(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(PORT) --Voila.ip=127.0.0.1
 
 panel: install
 	$(PY) -m stem_fsl_widgets serve

@@ -315,7 +315,7 @@ def _run_local(ref, entries, prefixes, formats, load_kwargs, scheduler, workers,
 
     ref_d = dask.delayed(ref, traverse=False)
     tasks = [dask.delayed(_segment_one, pure=False)(ref_d, e, p, formats, load_kwargs)
-             for e, p in zip(entries, prefixes)]
+             for e, p in zip(entries, prefixes, strict=True)]
     with _Tick():
         return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
 
@@ -325,7 +325,7 @@ def _run_distributed(ref, entries, prefixes, formats, load_kwargs, client, bar) 
 
     ref_f = client.scatter(ref, broadcast=True)
     futures = [client.submit(_segment_one, ref_f, e, p, formats, load_kwargs, pure=False)
-               for e, p in zip(entries, prefixes)]
+               for e, p in zip(entries, prefixes, strict=True)]
     for _ in as_completed(futures):
         bar.update(1)
     return client.gather(futures)

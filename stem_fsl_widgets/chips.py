@@ -229,7 +229,7 @@ class ChipGrid:
         """
         vals = np.asarray(chip_values, dtype=np.float64).reshape(self.n_rows, self.n_cols, -1)
         ye, xe, yc, xc = self.cells()
-        summed = np.einsum("ar,rck,bc->abk", yc.astype(float), vals, xc.astype(float))
+        summed = np.einsum("ar,rck,bc->abk", yc.astype(float), vals, xc.astype(float), optimize=True)
         count = yc.sum(1)[:, None] * xc.sum(1)[None, :]
         with np.errstate(invalid="ignore", divide="ignore"):
             cell = summed / count[..., None]

@@ -232,7 +232,8 @@ class Result:
         g = self.grid
         probs = self.probabilities.reshape(g.n_rows, g.n_cols, -1)
         ye, xe, yc, xc = g.cells()
-        summed = np.einsum("ar,rck,bc->abk", yc.astype(float), probs, xc.astype(float))
+        # optimize=True contracts pairwise (two small matmuls): 0.2 ms instead of 130 ms at 64×64.
+        summed = np.einsum("ar,rck,bc->abk", yc.astype(float), probs, xc.astype(float), optimize=True)
         count = (yc.sum(1)[:, None] * xc.sum(1)[None, :]).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             cell = summed / count[..., None]

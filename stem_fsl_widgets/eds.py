@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import CalibrationError, InputError
 
-__all__ = ["EDSEncoder", "DEFAULT_WINDOW"]
+__all__ = ["EDSEncoder", "DEFAULT_WINDOW", "class_mean_spectra"]
 
 #: Default energy window (keV): starts above the detector's zero (noise) peak.
 DEFAULT_WINDOW: tuple[float, float | None] = (0.2, None)
@@ -136,3 +136,37 @@ class EDSEncoder:
     def encode(self, spectra: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """Fit on these spectra and embed them."""
         return self.fit(spectra, energy).transform(spectra, energy)
+
+
+def class_mean_spectra(spectra: np.ndarray, labels: np.ndarray, n_classes: int, *,
+                       empty: float = np.nan) -> np.ndarray:
+    """Mean summed spectrum of the chips of each class (what the spectrum views draw).
+
+    Parameters
+    ----------
+    spectra : ndarray, shape (N, E)
+        Summed counts per chip.
+    labels : ndarray of int, shape (N,)
+        Class index per chip.
+    n_classes : int
+    empty : float
+        Value of the row of a class with no chip.
+
+    Returns
+    -------
+    ndarray, shape (n_classes, E), float64
+
+    Examples
+    --------
+    >>> class_mean_spectra(np.array([[1., 0.], [3., 2.], [5., 5.]]), np.array([0, 0, 1]), 2).tolist()
+    [[2.0, 1.0], [5.0, 5.0]]
+    """
+    spectra = np.asarray(spectra)
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.full((n_classes, spectra.shape[1]), float(empty))
+    # A masked mean per class: K is small, and this beats a one-hot matmul here.
+    for k in range(n_classes):
+        mask = labels == k
+        if mask.any():
+            out[k] = spectra[mask].mean(axis=0, dtype=np.float64)
+    return out

@@ -74,8 +74,11 @@ _NPZ_SCALARS = ("pixel_size", "eds_pixel_size", "eds_binning", "pixel_unit", "na
 
 
 class _QuietReaders(logging.Filter):
-    """Drop log lines that mislead here: a warning per jitted function when numba is missing,
-    and "please report this error" on every unreadable file (we raise our own error)."""
+    """Drop log lines that mislead here.
+
+    HyperSpy/RosettaSciIO warn once per jitted function when numba is missing, and log
+    "please report this error" for every unreadable file (we raise our own error).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage().lower()
@@ -240,13 +243,16 @@ def _items_from_npz(path: Path) -> tuple[list[Item], dict]:
             extra[key] = str(value) if value.dtype.kind in "US" else float(value)
     if "ground_truth" in arrays:
         extra["ground_truth"] = arrays.pop("ground_truth")
+    if "truth_classes" in arrays:
+        extra["truth_classes"] = [str(c) for c in arrays.pop("truth_classes")]
     items = []
     for key, arr in arrays.items():
         item = Item(len(items), key, "other", arr, pixel_size=extra.get("pixel_size"),
                     pixel_unit=str(extra.get("pixel_unit", "px")))
         if arr.ndim == 2:
             item.role = "image"
-        elif arr.ndim == 3 and (key.lower() in _NPZ_EDS or (energy is not None and arr.shape[2] == energy.size)):
+        elif arr.ndim == 3 and (key.lower() in _NPZ_EDS
+                                or (energy is not None and arr.shape[2] == energy.size)):
             item.role, item.energy_axis = "eds", energy
             eps = extra.get("eds_pixel_size")
             item.pixel_size = float(eps) if eps is not None else None
@@ -372,7 +378,7 @@ def _read_items(path: Path, lazy: bool | None, reader_kwargs: dict) -> tuple[lis
         raise _read_error(path, err) from None
     signals = read_signals(path, lazy=lazy, **reader_kwargs)
     items = items_from_signals(signals)
-    for item, sig in zip(items, signals):
+    for item, sig in zip(items, signals, strict=True):
         note = sig.metadata.get_item("General.sfw_note", None)
         if note:
             item.notes.append(str(note))
@@ -582,9 +588,11 @@ def _dataset(items: list[Item], eds_items: list[Item], *, image, eds, frame, rgb
     if extra.get("pixel_size") is not None:
         px, unit = float(extra["pixel_size"]), str(extra.get("pixel_unit", "nm"))
     args: dict[str, Any] = {"pixel_size": px, "pixel_unit": unit if px else "px",
-                            "name": name or str(extra.get("name") or default_name or img_item.title or "image")}
-    if "ground_truth" in extra:
-        args["ground_truth"] = extra["ground_truth"]
+                            "name": name or str(extra.get("name") or default_name
+                                                or img_item.title or "image")}
+    for key in ("ground_truth", "truth_classes"):
+        if key in extra:
+            args[key] = extra[key]
     if cube is not None:
         args["eds"] = cube.data
         args["energy_axis"] = cube.energy_axis
@@ -732,6 +740,8 @@ def save_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
                       eds_binning=np.float64(dataset.eds_binning))
     if dataset.ground_truth is not None:
         arrays["ground_truth"] = dataset.ground_truth
+    if dataset.truth_classes:
+        arrays["truth_classes"] = np.array(dataset.truth_classes)  # unicode, not objects
     buf = _io.BytesIO()
     np.savez_compressed(buf, **arrays)
     path = Path(path)

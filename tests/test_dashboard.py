@@ -69,3 +69,10 @@ def test_good_upload_with_eds_opens(tmp_path):
     assert d.app.session.dataset.has_eds
     np.testing.assert_allclose(d.app.session.dataset.image, ds.image)
     assert "Opened small.npz" in d.message.value
+
+
+def test_demo_at_start_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SFW_DEMO", "1")
+    assert Dashboard().app is not None
+    monkeypatch.delenv("SFW_DEMO")
+    assert Dashboard().app is None

@@ -88,7 +88,8 @@ def test_big_files_open_lazily_by_default(tmp_path, monkeypatch):
     assert hasattr(ds.eds, "compute") and isinstance(ds.image, np.ndarray)
 
 
-@pytest.mark.parametrize("unit, expect", [("nm", "nm"), ("micron", "µm"), ("\\u00B5m", "µm"), ("\\u00C5", "Å")])
+@pytest.mark.parametrize("unit, expect",
+                         [("nm", "nm"), ("micron", "µm"), ("\\u00B5m", "µm"), ("\\u00C5", "Å")])
 def test_imagej_tiff_keeps_pixel_size_and_unit(tmp_path, unit, expect):
     path = tmp_path / "img.tif"
     tifffile.imwrite(path, IMG, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": unit})
@@ -134,12 +135,13 @@ def test_npy_image_and_npy_cube_as_eds_file(tmp_path):
 def test_npz_round_trip_keeps_everything(tmp_path, two_phase):
     img, eds, energy, truth = two_phase
     ds = sfw.Dataset(img, eds=eds, energy_axis=energy, eds_binning=4, pixel_size=0.05,
-                     pixel_unit="nm", name="two phase", ground_truth=truth)
+                     pixel_unit="nm", name="two phase", ground_truth=truth, truth_classes=["fine", "coarse"])
     back = sfw.load(io.save_npz(ds, tmp_path / "d.npz"))
     np.testing.assert_array_equal(back.image, ds.image)
     np.testing.assert_array_equal(back.eds, eds)
     np.testing.assert_allclose(back.energy_axis, energy)
     np.testing.assert_array_equal(back.ground_truth, truth)
+    assert back.truth_classes == ["fine", "coarse"]
     assert (back.eds_binning, back.pixel_size, back.pixel_unit, back.name) == (4.0, 0.05, "nm", "two phase")
     assert back.content_hash == ds.content_hash  # a session made on one opens on the other
 
@@ -226,7 +228,8 @@ def test_bruker_like_bse_image_with_eds_sem_cube():
 
 
 def test_several_eds_cubes_need_a_choice():
-    sigs = [image_signal(), eds_signal(title="EDS det 1", scale=1.0), eds_signal(title="EDS det 2", scale=1.0)]
+    sigs = [image_signal(), eds_signal(title="EDS det 1", scale=1.0),
+            eds_signal(title="EDS det 2", scale=1.0)]
     with pytest.raises(FileFormatError, match=r"(?s)Several EDS spectrum images.*det 1.*det 2.*eds="):
         io.from_signals(sigs)
     assert io.from_signals(sigs, eds="det 2").metadata["eds_title"] == "EDS det 2"
@@ -260,7 +263,8 @@ class _FakeHyperSpy:
         self.calls.append(kw)
         if self.fail and "select_type" not in kw:
             raise ModuleNotFoundError("The 'sparse' library was not found. To load EDS ...")
-        return [s for s in self.signals if kw.get("select_type") != "images" or s.axes_manager.signal_dimension == 2]
+        images_only = kw.get("select_type") == "images"
+        return [s for s in self.signals if not images_only or s.axes_manager.signal_dimension == 2]
 
 
 @pytest.mark.parametrize("ext", [".emd", ".bcf", ".dm4", ".dm3"])
@@ -377,7 +381,8 @@ def test_schema_versions_migrate_or_refuse(labelled):
 def test_reference_arrays_load_without_pickle(labelled, tmp_path):
     labelled.save(tmp_path / "r.json", arrays=True)
     with np.load(tmp_path / "r.npz", allow_pickle=False) as f:
-        assert {"support_chips", "image_raw", "image_mean", "eds_raw", "energy_axis", "eds_weight"} <= set(f.files)
+        need = {"support_chips", "image_raw", "image_mean", "eds_raw", "energy_axis", "eds_weight"}
+        assert need <= set(f.files)
         assert all(f[k].dtype != object for k in f.files)
 
 

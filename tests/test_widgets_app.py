@@ -161,7 +161,24 @@ def test_default_autosave_path_is_next_to_the_data(dataset, tmp_path):
     app = sfw.FewShotApp(sfw.Session(dataset, chip_size=16), autosave=True)
     click(app, 5, 5)
     assert (tmp_path / "scan_7.sfw.json").exists()
+    assert "Autosaving to" in app.autosave_info.value
     app.close()
+
+
+def test_autosave_never_clobbers_an_earlier_session(dataset, tmp_path):
+    path = tmp_path / "scan.sfw.json"
+    first = sfw.FewShotApp(sfw.Session(dataset, chip_size=16), autosave=path)
+    label_two(first)
+    first.close()
+    earlier = path.read_bytes()
+    fresh = sfw.FewShotApp(sfw.Session(dataset, chip_size=16), autosave=path)
+    assert fresh.session.autosave == tmp_path / "scan-2.sfw.json"
+    assert "already exists" in fresh.autosave_info.value
+    click(fresh, 40, 40)
+    click(fresh, 56, 40)
+    assert path.read_bytes() == earlier
+    assert len(json.loads((tmp_path / "scan-2.sfw.json").read_text())["supports"]) == 2
+    fresh.close()
 
 
 def test_errors_show_a_message_and_keep_labels(app, monkeypatch):

@@ -50,6 +50,9 @@ class Dashboard(widgets.VBox):
         Uploads larger than this are refused with a message.
     loader : callable, optional
         ``loader(image_path, eds_path) -> Dataset``; default :func:`stem_fsl_widgets.load`.
+    demo : bool, optional
+        Open the demo data at once; default from the environment variable ``SFW_DEMO=1``
+        (``make dashboard`` sets it, so the main job starts on the demo data).
 
     Attributes
     ----------
@@ -60,7 +63,8 @@ class Dashboard(widgets.VBox):
     """
 
     def __init__(self, *, max_upload_mb: float = MAX_UPLOAD_MB,
-                 loader: Callable[[Path, Path | None], Dataset] | None = None) -> None:
+                 loader: Callable[[Path, Path | None], Dataset] | None = None,
+                 demo: bool | None = None) -> None:
         self.max_upload_mb = float(max_upload_mb)
         self._loader = loader
         self.app = None
@@ -81,6 +85,8 @@ class Dashboard(widgets.VBox):
                                layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([title, chooser, self.message, self.container])
         self.add_class("sfw-dashboard")
+        if demo if demo is not None else os.environ.get("SFW_DEMO") == "1":
+            self.open_demo()
 
     # ------------------------------------------------------------------ messages
     def _say(self, text: str, kind: str = "info") -> None:

@@ -47,6 +47,7 @@ from bokeh.plotting import figure
 # Absolute imports: ``panel serve`` runs this file as a script, not as a package module.
 from stem_fsl_widgets.classify import Result
 from stem_fsl_widgets.dataset import Dataset
+from stem_fsl_widgets.eds import class_mean_spectra
 from stem_fsl_widgets.errors import InputError, NotEnoughSupportsError, SFWError
 from stem_fsl_widgets.export import write_chip_csv, write_maps
 from stem_fsl_widgets.session import USER_ERRORS, Session
@@ -154,30 +155,6 @@ def chip_columns(session: Session) -> dict[str, Any]:
 def _boxes_columns(grid: Any, chips: np.ndarray, **extra: list) -> dict[str, Any]:
     b = grid.boxes[np.asarray(chips, dtype=np.int64)] if len(chips) else np.zeros((0, 4), int)
     return {"left": b[:, 1], "right": b[:, 3], "top": b[:, 0], "bottom": b[:, 2], **extra}
-
-
-def class_mean_spectra(spectra: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Mean summed spectrum of the chips of each class, for display.
-
-    Parameters
-    ----------
-    spectra : ndarray, shape (N, E)
-        Summed counts per chip.
-    labels : ndarray of int, shape (N,)
-        Class index per chip.
-    n_classes : int
-
-    Returns
-    -------
-    ndarray, shape (n_classes, E), float64
-        Counts per chip; NaN rows for classes with no chip.
-    """
-    out = np.full((n_classes, spectra.shape[1]), np.nan)
-    for k in range(n_classes):
-        member = labels == k
-        if member.any():
-            out[k] = spectra[member].mean(axis=0)
-    return out
 
 
 def slug(name: str) -> str:

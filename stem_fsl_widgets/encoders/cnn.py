@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from abc import abstractmethod
 from pathlib import Path
 
@@ -171,9 +172,13 @@ class ResNetEncoder(_TorchEncoder):
             except FileNotFoundError:
                 raise WeightsError(f"Weights file {self.weights_path} does not exist.") from None
             except Exception as err:  # unpickling refused, truncated file, not torch at all
+                # torch's own text is long, styled with terminal codes, and suggests
+                # weights_only=False, which we never do: keep its first sentence only.
+                reason = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+                reason = reason.splitlines()[0].split(". ")[0][:150] if reason else ""
                 raise WeightsError(
                     f"{self.weights_path} is not a torch state dict that can be loaded safely "
-                    f"({type(err).__name__}: {str(err)[:200]}). Save one with "
+                    f"({type(err).__name__}: {reason}). Save one with "
                     "torch.save(model.state_dict(), path)."
                 ) from None
             if not isinstance(sd, dict) or not all(hasattr(v, "shape") for v in sd.values()):

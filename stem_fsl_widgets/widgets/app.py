@@ -34,6 +34,22 @@ def default_autosave_path(dataset: Dataset) -> Path:
     return data_folder(dataset) / f"{data_stem(dataset)}.sfw.json"
 
 
+def unused_path(path: Path) -> Path:
+    """``path``, or ``<stem>-2<suffix>``, ``-3``, ... if it exists: never clobber earlier work.
+
+    An autosave of an earlier session would otherwise be rotated to ``.bak`` by the first
+    click of a fresh session and lost at the second.
+    """
+    if not path.exists():
+        return path
+    name = path.name[: -len(".sfw.json")] if path.name.endswith(".sfw.json") else path.stem
+    suffix = path.name[len(name):]
+    n = 2
+    while (candidate := path.with_name(f"{name}-{n}{suffix}")).exists():
+        n += 1
+    return candidate
+
+
 class FewShotApp(widgets.VBox):
     """Few-shot segmentation of a STEM image (and EDS) in one notebook widget.
 
@@ -47,7 +63,9 @@ class FewShotApp(widgets.VBox):
         A session to continue, or data to start one on (default settings).
     autosave : str, Path or True, optional
         Save the session atomically after every change: to this path, or with ``True`` to
-        :func:`default_autosave_path` (next to the data). None keeps the session's own setting.
+        :func:`default_autosave_path` (next to the data). An existing file there is never
+        overwritten (a numbered name is used instead; :meth:`restore` continues a file).
+        None keeps the session's own setting.
     max_view_size : int
         Longest side of the image on screen, CSS px.
 
@@ -64,6 +82,8 @@ class FewShotApp(widgets.VBox):
     export : ExportPanel
     message : ipywidgets.HTML
         What the session still needs, what it shows, or the last error.
+    autosave_info : ipywidgets.HTML
+        Where the session autosaves.
 
     Examples
     --------
@@ -76,11 +96,12 @@ class FewShotApp(widgets.VBox):
                  autosave: str | os.PathLike | bool | None = None, max_view_size: int = 640) -> None:
         s = session_or_dataset if isinstance(session_or_dataset, Session) else Session(session_or_dataset)
         self.session = s
-        if autosave is True:
-            s.autosave = default_autosave_path(s.dataset)
-        elif autosave:
-            s.autosave = Path(autosave)
+        asked = default_autosave_path(s.dataset) if autosave is True else (
+            Path(autosave) if autosave else None)
+        if asked is not None:
+            s.autosave = unused_path(asked)
         self.message = widgets.HTML("", layout=widgets.Layout(min_height="1.8em"))
+        self.autosave_info = widgets.HTML(self._autosave_text(asked))
         self._error = False
         if not s.classes:
             for name in DEFAULT_CLASSES:  # something to click with at once; renamable
@@ -107,7 +128,8 @@ class FewShotApp(widgets.VBox):
         side = [self.classes] + ([self.spectrum] if self.spectrum is not None else [])
         top = widgets.HBox([self.grid_view, widgets.VBox(side)],
                            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
-        super().__init__([self._title, self.message, top, self.results, self.export])
+        super().__init__([self._title, self.message, top, self.results, self.export,
+                          self.autosave_info])
         self._on_session_change(s)
 
     # ------------------------------------------------------------------ persistence
@@ -123,7 +145,8 @@ class FewShotApp(widgets.VBox):
             If the file is missing, malformed, or made on other data.
         """
         session = Session.load(path, dataset)
-        kwargs.setdefault("autosave", path)
+        if kwargs.get("autosave") is None:
+            session.autosave = Path(path)  # continue the same file (no "unused name" here)
         return cls(session, **kwargs)
 
     def save(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> Path:
@@ -140,6 +163,16 @@ class FewShotApp(widgets.VBox):
         return self.export.export_csv(path)
 
     # ------------------------------------------------------------------ messages
+    def _autosave_text(self, asked: Path | None) -> str:
+        path = self.session.autosave
+        if path is None:
+            return "<small>Autosave off (FewShotApp(..., autosave=True) saves after every change).</small>"
+        text = f"Autosaving to {path}"
+        if asked is not None and Path(path) != asked:
+            text += (f" — {asked} already exists and is left as it is; "
+                     "FewShotApp.restore(path, dataset) continues it")
+        return f"<small>{html_escape(text)}.</small>"
+
     def show_error(self, message: str) -> None:
         """Show ``message`` as an error in the message line (until the next change)."""
         self._error = True

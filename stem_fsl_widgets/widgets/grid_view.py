@@ -119,10 +119,12 @@ class ChipGridView(widgets.VBox):
         self.opacity = widgets.FloatSlider(
             value=self.canvas.fill_opacity, min=0.0, max=1.0, step=0.05, description="fill",
             layout=widgets.Layout(width="240px"))
-        self.show_grid = widgets.Checkbox(True, description="grid", indent=False)
-        self.show_fill = widgets.Checkbox(True, description="segmentation", indent=False)
-        self.show_outline = widgets.Checkbox(True, description="labels", indent=False)
-        self.show_uncertain = widgets.Checkbox(True, description="uncertain", indent=False)
+        fit_width = widgets.Layout(width="auto")
+        self.show_grid = widgets.Checkbox(True, description="grid", indent=False, layout=fit_width)
+        self.show_fill = widgets.Checkbox(True, description="segmentation", indent=False, layout=fit_width)
+        self.show_outline = widgets.Checkbox(True, description="labels", indent=False, layout=fit_width)
+        self.show_uncertain = widgets.Checkbox(True, description="uncertain", indent=False,
+                                               layout=fit_width)
         self.mode = widgets.ToggleButtons(options=["paint", "pan"], value="paint",
                                           tooltips=["click/drag labels chips", "drag moves the view"],
                                           style={"button_width": "56px"})
@@ -154,11 +156,15 @@ class ChipGridView(widgets.VBox):
         self.canvas.on_hover(self._on_hover)
         self.canvas.on_key(self._on_key)
 
+        # Controls wrap under the canvas instead of widening the view beside the side panels.
+        width = f"{self.canvas.view_width + 8}px"
         toolbar = widgets.HBox([self.mode, self.undo_button, self.redo_button, zoom_out, zoom_in, fit],
-                               layout=widgets.Layout(flex_flow="row wrap"))
+                               layout=widgets.Layout(flex_flow="row wrap", max_width=width))
         layers = widgets.HBox([self.show_grid, self.show_fill, self.show_outline, self.show_uncertain,
                                self.opacity, self.contrast],
-                              layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+                              layout=widgets.Layout(flex_flow="row wrap", align_items="center",
+                                                    max_width=width, grid_gap="4px 12px"))
+        self.status.layout.max_width = width
         super().__init__([toolbar, self.canvas, self.status, layers])
         session.on_change(self._on_session_change)
         self.refresh()

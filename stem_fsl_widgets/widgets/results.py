@@ -83,7 +83,7 @@ class ResultsPanel(widgets.VBox):
         # ---- fractions figure
         xs, ys = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0, max=1.0)
         self.fraction_bars = bqplot.Bars(x=np.array(["-"]), y=np.zeros(1), scales={"x": xs, "y": ys},
-                                         color_mode="element", colors=[UNCERTAIN_COLOUR], padding=0.2)
+                                         color_mode="group", colors=[UNCERTAIN_COLOUR], padding=0.2)
         self.fraction_figure = bqplot.Figure(
             marks=[self.fraction_bars], title="area fraction",
             axes=[bqplot.Axis(scale=xs), bqplot.Axis(scale=ys, orientation="vertical", tick_format=".0%")],
@@ -109,7 +109,8 @@ class ResultsPanel(widgets.VBox):
                                              continuous_update=False)
         self.summary = widgets.HTML("")
         self.n_suggest = widgets.BoundedIntText(5, min=1, max=100, description="n",
-                                                layout=widgets.Layout(width="110px"))
+                                                style={"description_width": "20px"},
+                                                layout=widgets.Layout(width="90px"))
         self.suggest_button = widgets.Button(description="suggest next", icon="lightbulb-o",
                                              tooltip="outline the most uncertain unlabelled chips")
         has_eds = session.dataset.has_eds

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..eds import DEFAULT_WINDOW
+from ..eds import class_mean_spectra as _class_mean_spectra
 from ..errors import InputError
 from .overlay import guard, html_escape
 
@@ -23,35 +24,8 @@ MIN_LINE_WEIGHT = 0.5  # weaker lines (relative to their family's strongest) are
 
 
 def class_mean_spectra(spectra: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Mean spectrum of the chips predicted in each class.
-
-    Parameters
-    ----------
-    spectra : ndarray, shape (N, E)
-        Summed counts per chip.
-    labels : ndarray of int, shape (N,)
-        Predicted class index per chip.
-    n_classes : int
-
-    Returns
-    -------
-    ndarray, shape (n_classes, E), float64
-        Zeros for a class with no chip.
-
-    Examples
-    --------
-    >>> class_mean_spectra(np.array([[1., 0.], [3., 2.], [5., 5.]]), np.array([0, 0, 1]), 2).tolist()
-    [[2.0, 1.0], [5.0, 5.0]]
-    """
-    spectra = np.asarray(spectra)
-    labels = np.asarray(labels, dtype=np.int64)
-    out = np.zeros((n_classes, spectra.shape[1]))
-    # A masked mean per class: K is small, and this beats a one-hot matmul through BLAS here.
-    for k in range(n_classes):
-        mask = labels == k
-        if mask.any():
-            out[k] = spectra[mask].mean(axis=0, dtype=np.float64)
-    return out
+    """Mean spectrum of the chips predicted in each class; zeros for an empty class."""
+    return _class_mean_spectra(spectra, labels, n_classes, empty=0.0)
 
 
 def element_markers(elements: Sequence[str], energy_range: tuple[float, float],
@@ -140,7 +114,7 @@ class SpectrumView(widgets.VBox):
         self.figure = bqplot.Figure(
             marks=[self.class_lines, self.chip_line, self.marker_lines, self.marker_labels],
             axes=[bqplot.Axis(scale=self.x_scale, label="energy (keV)"), self.y_axis],
-            interaction=self.brush, legend_location="top-right", title="EDS (drag: energy window)",
+            interaction=self.brush, legend_location="top", title="EDS (drag: energy window)",
             layout=widgets.Layout(width="520px", height="300px"),
             fig_margin={"top": 30, "bottom": 40, "left": 60, "right": 10})
 
@@ -256,10 +230,12 @@ class SpectrumView(widgets.VBox):
         lo_v = float(self.energy[0]) if lo is None else float(lo)
         hi_v = float(self.energy[-1]) if hi is None else float(hi)
         self.window_label.value = html_escape(f"EDS window {lo_v:.2f}–{hi_v:.2f} keV")
+        # The default window is not drawn: a brush over the whole plot would only tint it.
+        default = [lo, hi] == list(DEFAULT_WINDOW)
         self._syncing = True
         try:
             if not self.brush.brushing:
-                self.brush.selected = np.array([lo_v, hi_v])
+                self.brush.selected = None if default else np.array([lo_v, hi_v])
         finally:
             self._syncing = False
 

@@ -128,12 +128,14 @@ class _Servers:
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, args: list[str], cwd: Path, port: int, timeout: float) -> None:
+    def start(self, args: list[str], cwd: Path, port: int, timeout: float,
+              env: dict[str, str] | None = None) -> None:
         log = self.tmp / f"server-{port}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                env=_isolated_env(self.tmp / f"jupyter-{port}"), start_new_session=True,
+                env={**_isolated_env(self.tmp / f"jupyter-{port}"), **(env or {})},
+                start_new_session=True,
             )
         self.procs.append(proc)
         wait_for_port(port, proc, log, timeout)
@@ -152,20 +154,22 @@ class _Servers:
 
 @pytest.fixture
 def voila_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
-    """Factory ``start(notebook_path, timeout=60) -> url`` serving one notebook with Voilà.
+    """Factory ``start(notebook_path, timeout=60, env=None) -> url`` serving one notebook with Voilà.
 
     Runs ``python -m voila NOTEBOOK --no-browser --port=P --Voila.ip=127.0.0.1`` in the
     notebook's folder, waits for the port, and kills the server (by PID) after the test.
+    ``env`` adds variables to the server's (and so its kernels') environment.
     """
     servers = _Servers(tmp_path_factory.mktemp("voila"))
 
-    def start(notebook_path: str | os.PathLike, timeout: float = 60) -> str:
+    def start(notebook_path: str | os.PathLike, timeout: float = 60,
+              env: dict[str, str] | None = None) -> str:
         nb = Path(notebook_path).resolve()
         port = free_port()
         servers.start(
             ["voila", nb.name, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
              "--show_tracebacks=True", "--Voila.port_retries=0"],
-            cwd=nb.parent, port=port, timeout=timeout,
+            cwd=nb.parent, port=port, timeout=timeout, env=env,
         )
         return f"http://127.0.0.1:{port}/"
 

@@ -1,0 +1,226 @@
+"""The Voilà dashboard (``notebooks/dashboard.ipynb``) used the way a microscopist would.
+
+Headless Chromium opens the served notebook, clicks "Use demo data", labels chips of two
+classes on the canvas and uploads a broken file. Every check reads what the browser shows:
+canvas pixels (``getImageData``) for labels and segmentation, page text for fractions and
+messages. Set ``SFW_SCREENSHOT=1`` to write the screenshot to ``docs/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import canvas_pixels, composite_pixels, unexpected_errors, wait_for_pixels
+
+pytestmark = pytest.mark.browser
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT_DIR / "notebooks" / "dashboard.ipynb"
+SCREENSHOT_MAX_BYTES = 300_000
+
+CHIP, N_SIDE = 32, 16  # the demo: 512×512 px in 32-px chips
+CLASS_1, CLASS_2 = (0xE6, 0x9F, 0x00), (0x56, 0xB4, 0xE9)  # Okabe–Ito: the first two classes
+# Demo chips (row, col) inside regions of its ground truth: oxide, Ni matrix, CoCu precipitate.
+CHIP_A, CHIP_B, CHIP_C = (11, 9), (4, 2), (3, 9)
+
+CANVAS = ".stem-chip-canvas .scc-root"
+FILL, OVERLAY = f"{CANVAS} canvas.scc-fill", f"{CANVAS} canvas.scc-overlay"
+
+_GEOMETRY_JS = """s => { const r = document.querySelector(s), c = r.querySelector('canvas');
+    const b = c.getBoundingClientRect();
+    return {left: b.left, top: b.top, scale: c.width / b.width, zoom: +r.dataset.zoom,
+            panX: +r.dataset.panX, panY: +r.dataset.panY}; }"""
+
+# Text of the results panel's summary line: "x % of chips uncertain (entropy > t); class 1 y %, ..."
+_SUMMARY_JS = """() => { for (const el of document.querySelectorAll('.widget-html-content')) {
+    if (el.textContent.includes('(entropy >')) return el.textContent; } return null; }"""
+
+
+# ---- page helpers ----------------------------------------------------------------------------
+
+
+def open_demo(page, url: str) -> dict:
+    """Load the dashboard, click "Use demo data", wait for the drawn canvas; return its geometry."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Use demo data").click(timeout=60_000)
+    page.wait_for_function(
+        "s => { const r = document.querySelector(s); return r && Number(r.dataset.drawn) > 0; }",
+        arg=CANVAS, timeout=60_000,
+    )
+    page.locator(CANVAS).scroll_into_view_if_needed()
+    return page.evaluate(_GEOMETRY_JS, CANVAS)
+
+
+def chip_point(geo: dict, chip: tuple[int, int]) -> tuple[float, float]:
+    """Page coordinates (CSS px) of the centre of chip (row, col)."""
+    r, c = chip
+    x, y = (c + 0.5) * CHIP, (r + 0.5) * CHIP
+    return (geo["left"] + (x - geo["panX"]) * geo["zoom"],
+            geo["top"] + (y - geo["panY"]) * geo["zoom"])
+
+
+def chip_rect(geo: dict, chip: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Chip (row, col) as backing-store pixels ``(x0, y0, x1, y1)``, rounded like the canvas."""
+    s = geo["zoom"] * geo["scale"]
+    r, c = chip
+    return (round((c * CHIP - geo["panX"]) * s), round((r * CHIP - geo["panY"]) * s),
+            round(((c + 1) * CHIP - geo["panX"]) * s), round(((r + 1) * CHIP - geo["panY"]) * s))
+
+
+def outline_band(geo: dict, chip: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A row of pixels inside a support's 3-px outline, along the chip's top edge."""
+    x0, y0, x1, _ = chip_rect(geo, chip)
+    return x0 + 8, y0 + 1, x1 - x0 - 16, 1
+
+
+def centre_box(geo: dict, chip: tuple[int, int], half: int = 3) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = chip_rect(geo, chip)
+    return (x0 + x1) // 2 - half, (y0 + y1) // 2 - half, 2 * half + 1, 2 * half + 1
+
+
+def is_colour(rgb: tuple[int, int, int], tol: int = 2):
+    return lambda px: bool(np.all(np.abs(px[..., :3].astype(int) - rgb) <= tol)
+                           and np.all(px[..., 3] == 255))
+
+
+def fill_centres(page, geo: dict) -> np.ndarray:
+    """RGBA of the fill layer at every chip's centre, shape (16, 16, 4)."""
+    fill = canvas_pixels(page, FILL)
+    x0, y0, x1, y1 = chip_rect(geo, (0, 0))
+    step = x1 - x0  # chips are the same size on screen (integer zoom × 32)
+    centres = np.arange(N_SIDE) * step + step // 2
+    return fill[y0 + centres[:, None], x0 + centres[None, :]]
+
+
+def fractions(page) -> dict[str, float]:
+    """Class → area percentage as printed in the results panel (empty before a result)."""
+    text = page.evaluate(_SUMMARY_JS) or ""
+    return {name: float(v) for name, v in re.findall(r"(class \d+) ([\d.]+) %", text)}
+
+
+def select_class(page, name: str) -> None:
+    """Click the class panel's toggle button of ``name`` (labelled "k: name")."""
+    page.locator(".widget-toggle-button", has_text=re.compile(rf"^\d: {name}$")).click()
+
+
+def save_screenshot(page, path: Path) -> Path:
+    """Whole dashboard as PNG; quantised to a palette if it would exceed 300 KB."""
+    # Voilà scrolls inside its own panel: grow the viewport to the dashboard's height instead.
+    height = page.evaluate("""() => { const d = document.querySelector('.sfw-dashboard');
+        const b = d.getBoundingClientRect(); return Math.ceil(b.top + d.scrollHeight + 24); }""")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": int(height)})
+    page.wait_for_timeout(300)
+    png = page.screenshot(full_page=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(png) > SCREENSHOT_MAX_BYTES:
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=128, dither=Image.Dither.NONE)
+        out = io.BytesIO()
+        img.save(out, format="PNG", optimize=True)
+        png = out.getvalue()
+    path.write_bytes(png)
+    return path
+
+
+# ---- tests -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dashboard_url(voila_server, tmp_path) -> str:
+    # The kernel's autosaves go to the test's folder, never to the home folder.
+    return voila_server(NOTEBOOK, env={"SFW_AUTOSAVE_DIR": str(tmp_path / "autosave")})
+
+
+def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
+    page.set_viewport_size({"width": 1400, "height": 1000})  # canvas and class panel side by side
+    geo = open_demo(page, dashboard_url)
+    assert geo["zoom"] == pytest.approx(1.25)  # 512-px demo in the 640-px view
+    assert canvas_pixels(page, f"{CANVAS} canvas.scc-image")[..., 3].min() == 255  # image drawn
+    assert canvas_pixels(page, FILL)[..., 3].max() == 0  # no segmentation before labels
+    assert canvas_pixels(page, OVERLAY, outline_band(geo, CHIP_A))[..., 3].max() == 0
+    assert fractions(page) == {}
+
+    # Class 1 is active: a click makes chip A a support, outlined in class 1's colour.
+    page.mouse.click(*chip_point(geo, CHIP_A))
+    wait_for_pixels(page, OVERLAY, is_colour(CLASS_1), box=outline_band(geo, CHIP_A))
+    assert canvas_pixels(page, FILL)[..., 3].max() == 0  # one class labelled: nothing to segment
+
+    # Key 2 on the focused canvas picks class 2; chip B becomes its support.
+    assert page.evaluate(f"document.activeElement === document.querySelector('{CANVAS}')")
+    page.keyboard.press("2")
+    page.locator(".widget-toggle-button.mod-active", has_text="2: class 2").wait_for()
+    page.mouse.click(*chip_point(geo, CHIP_B))
+    wait_for_pixels(page, OVERLAY, is_colour(CLASS_2), box=outline_band(geo, CHIP_B))
+
+    # (b) The segmentation appeared: every chip's fill is a class colour, both classes occur,
+    # and each support is predicted as its own class.
+    wait_for_pixels(page, FILL, lambda px: px[..., 3].min() == 255, box=centre_box(geo, (0, 0)))
+    page.wait_for_function(f"() => ({_SUMMARY_JS})() !== null")
+    before = fill_centres(page, geo)
+    is_1 = np.all(before[..., :3] == CLASS_1, axis=-1)
+    is_2 = np.all(before[..., :3] == CLASS_2, axis=-1)
+    assert np.all(before[..., 3] == 255) and np.all(is_1 | is_2)
+    assert is_1.sum() >= 10 and is_2.sum() >= 10, (is_1.sum(), is_2.sum())
+    assert is_1[CHIP_A] and is_2[CHIP_B]
+    # What the user sees at an unlabelled chip: the image tinted with its class colour at the
+    # fill opacity (0.45) — read from the stacked image and fill layers as displayed.
+    chip = (7, 7)
+    colour = np.array(CLASS_1 if is_1[chip] else CLASS_2, float)
+    box = centre_box(geo, chip, 0)
+    gray = canvas_pixels(page, f"{CANVAS} canvas.scc-image", box)[0, 0, :3].astype(float)
+    seen = composite_pixels(page, f"{CANVAS} canvas.scc-image, {FILL}", box)[0, 0, :3]
+    assert np.allclose(seen, 0.55 * gray + 0.45 * colour, atol=4), (seen, gray, colour)
+
+    # (c) The fractions shown: two classes summing to 100 %, matching the fill's chip counts.
+    first = fractions(page)
+    assert set(first) == {"class 1", "class 2"}
+    assert sum(first.values()) == pytest.approx(100.0, abs=0.2)
+    assert first["class 1"] == pytest.approx(100 * is_1.mean(), abs=0.1)
+
+    # The class panel's button picks class 1 again; a precipitate chip joins class 1, the
+    # prototypes move and the fractions shown change.
+    select_class(page, "class 1")
+    page.locator(".widget-toggle-button.mod-active", has_text="1: class 1").wait_for()
+    page.mouse.click(*chip_point(geo, CHIP_C))
+    wait_for_pixels(page, OVERLAY, is_colour(CLASS_1), box=outline_band(geo, CHIP_C))
+    page.wait_for_function(f"f => {{ const t = ({_SUMMARY_JS})(); return t && t !== f; }}",
+                           arg=page.evaluate(_SUMMARY_JS))
+    second = fractions(page)
+    assert second != first and set(second) == {"class 1", "class 2"}
+    after = fill_centres(page, geo)
+    assert second["class 1"] == pytest.approx(
+        100 * np.all(after[..., :3] == CLASS_1, axis=-1).mean(), abs=0.1)
+    assert not np.array_equal(after, before)
+
+    if os.environ.get("SFW_SCREENSHOT"):
+        shot = save_screenshot(page, ROOT_DIR / "docs" / "dashboard.png")
+    else:
+        shot = save_screenshot(page, tmp_path / "dashboard.png")
+    assert 0 < shot.stat().st_size <= SCREENSHOT_MAX_BYTES
+    geo = page.evaluate(_GEOMETRY_JS, CANVAS)  # the viewport grew: positions may have moved
+
+    # A broken upload: a readable message, no traceback, and the labels stay.
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name=re.compile(r"^Image file")).click()
+    chooser.value.set_files({"name": "broken.tif", "mimeType": "image/tiff",
+                             "buffer": b"II*\x00this is not a TIFF"})
+    page.get_by_role("button", name="Image file (1)").wait_for()
+    page.get_by_role("button", name="Open uploaded files").click()
+    error = page.locator(".sfw-dash-error")
+    error.wait_for(timeout=30_000)
+    message = error.inner_text()
+    assert message.startswith("Could not open broken.tif: ") and len(message) > 40, message
+    text = page.inner_text("body")
+    assert "Traceback" not in text and 'File "' not in text
+    for chip, colour in ((CHIP_A, CLASS_1), (CHIP_B, CLASS_2), (CHIP_C, CLASS_1)):
+        assert is_colour(colour)(canvas_pixels(page, OVERLAY, outline_band(geo, chip)))
+    assert np.array_equal(fill_centres(page, geo), after)
+    assert fractions(page) == second
+    assert not unexpected_errors(page), unexpected_errors(page)
