@@ -102,29 +102,35 @@ def bench_latency(sizes: list[int], clicks: int) -> list[dict]:
     return rows
 
 
+def _draws(ds: Dataset, encoder: str, k: int, draws: int, settings: dict) -> dict[str, np.ndarray]:
+    """Score ``draws`` random support sets of ``k`` chips per class → arrays of each metric."""
+    s = Session(ds, chip_size=32, encoder=encoder)
+    s.settings.__dict__.update(settings)  # direct: no undo history or reclassification needed
+    truth, purity = chip_truth(ds.ground_truth, s.grid)
+    out: dict[str, list] = {"acc": [], "f1": [], "auc": [], "w": []}
+    for d in range(draws):
+        sup = draw_supports(truth, purity, k, np.random.default_rng(1000 + d))
+        s.classes = {c: "#000000" for c in ds.truth_classes}
+        s.supports = {i: ds.truth_classes[c] for i, c in sup.items()}
+        r = s.classify()
+        sc = score_result(r, truth, [ds.truth_classes.index(c) for c in r.classes])
+        out["acc"].append(sc.accuracy)
+        out["f1"].append(sc.macro_f1)
+        out["auc"].append(sc.entropy_auroc)
+        out["w"].append(r.eds_weight)
+    return {key: np.asarray(v, dtype=float) for key, v in out.items()}
+
+
 def bench_accuracy(ds: Dataset, draws: int, ks=(1, 3, 5)) -> list[dict]:
     """Accuracy/macro-F1/entropy AUROC per k and fusion mode on ``ds`` (with ground truth)."""
-    s = Session(ds, chip_size=32)
-    truth, purity = chip_truth(ds.ground_truth, s.grid)
     rows = []
     for k in ks:
         for mode, settings in FUSIONS.items():
-            s.settings.__dict__.update(settings)
-            acc, f1, auc, ws = [], [], [], []
-            for d in range(draws):
-                sup = draw_supports(truth, purity, k, np.random.default_rng(1000 + d))
-                s.classes = {c: "#000000" for c in ds.truth_classes}
-                s.supports = {i: ds.truth_classes[c] for i, c in sup.items()}
-                r = s.classify()
-                sc = score_result(r, truth, [ds.truth_classes.index(c) for c in r.classes])
-                acc.append(sc.accuracy)
-                f1.append(sc.macro_f1)
-                auc.append(sc.entropy_auroc)
-                ws.append(r.eds_weight)
-            row = {"k": k, "mode": mode, "acc_mean": float(np.mean(acc)), "acc_std": float(np.std(acc)),
-                   "f1_mean": float(np.mean(f1)), "f1_std": float(np.std(f1)),
-                   "entropy_auroc": float(np.nanmean(auc)), "eds_weight": float(np.mean(ws))}
-            rows.append(row)
+            m = _draws(ds, "fourier", k, draws, settings)
+            row = {"k": k, "mode": mode, "acc_mean": m["acc"].mean(), "acc_std": m["acc"].std(),
+                   "f1_mean": m["f1"].mean(), "f1_std": m["f1"].std(),
+                   "entropy_auroc": float(np.nanmean(m["auc"])), "eds_weight": m["w"].mean()}
+            rows.append({key: (float(v) if isinstance(v, np.floating) else v) for key, v in row.items()})
             print(f"  k={k} {mode:11s} acc {row['acc_mean']:.3f} ± {row['acc_std']:.3f}  "
                   f"F1 {row['f1_mean']:.3f} ± {row['f1_std']:.3f}  entropy AUROC {row['entropy_auroc']:.2f}"
                   f"  (EDS weight {row['eds_weight']:.2f})")
@@ -135,22 +141,41 @@ def bench_encoder_choice(ds: Dataset, draws: int, k: int = 3) -> list[dict]:
     """Fused (auto) and image-only accuracy per offline encoder: how the default was chosen."""
     rows = []
     for name in ("fourier", "fourier_oriented", "random_cnn"):
-        s = Session(ds, chip_size=32, encoder=name)
-        truth, purity = chip_truth(ds.ground_truth, s.grid)
         row: dict = {"encoder": name, "k": k}
         for mode, w in (("image", 0.0), ("fused", "auto")):
-            s.settings.eds_weight = w
-            acc = []
-            for d in range(draws):
-                sup = draw_supports(truth, purity, k, np.random.default_rng(1000 + d))
-                s.classes = {c: "#000000" for c in ds.truth_classes}
-                s.supports = {i: ds.truth_classes[c] for i, c in sup.items()}
-                r = s.classify()
-                acc.append(score_result(r, truth, [ds.truth_classes.index(c) for c in r.classes]).accuracy)
-            row[f"{mode}_mean"], row[f"{mode}_std"] = float(np.mean(acc)), float(np.std(acc))
+            acc = _draws(ds, name, k, draws, {"eds_weight": w})["acc"]
+            row[f"{mode}_mean"], row[f"{mode}_std"] = float(acc.mean()), float(acc.std())
         rows.append(row)
         print(f"  {name:17s} k={k}  image-only {row['image_mean']:.3f} ± {row['image_std']:.3f}   "
               f"fused (auto) {row['fused_mean']:.3f} ± {row['fused_std']:.3f}")
+    return rows
+
+
+#: Other acquisitions of the demo materials: other layouts, a bigger field, lower doses.
+VARIANTS = {
+    "layout seed 1": {"seed": 1},
+    "layout seed 2": {"seed": 2},
+    "1024² field, seed 3": {"seed": 3, "size": 1024},
+    "image dose 30 e⁻/px": {"electrons_per_pixel": 30},
+    "EDS 5 counts/px": {"counts_per_pixel": 5},
+    "both low dose": {"electrons_per_pixel": 30, "counts_per_pixel": 5},
+}
+
+
+def bench_robustness(draws: int, k: int = 3) -> list[dict]:
+    """Fused (auto) accuracy of each offline encoder on other demo acquisitions (k=3)."""
+    from .datasets import demo
+
+    rows = []
+    for label, kwargs in VARIANTS.items():
+        ds = demo(**kwargs)
+        row: dict = {"variant": label}
+        for name in ("fourier", "fourier_oriented", "random_cnn"):
+            acc = _draws(ds, name, k, draws, {"eds_weight": "auto"})["acc"]
+            row[name] = float(acc.mean())
+        rows.append(row)
+        print(f"  {label:22s} " + "  ".join(f"{n} {row[n]:.3f}" for n in ("fourier", "fourier_oriented",
+                                                                            "random_cnn")))
     return rows
 
 
@@ -211,6 +236,10 @@ def _markdown(results: dict) -> str:
     lines += ["", "| offline encoder | image only (k=3) | fused auto (k=3) |", "|---|---|---|"]
     lines += [f"| {r['encoder']} | {r['image_mean']:.3f} ± {r['image_std']:.3f} | "
               f"{r['fused_mean']:.3f} ± {r['fused_std']:.3f} |" for r in results["encoder_choice"]]
+    lines += ["", "| acquisition (fused auto, k=3) | fourier | fourier_oriented | random_cnn |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['fourier']:.3f} | {r['fourier_oriented']:.3f} | {r['random_cnn']:.3f} |"
+              for r in results["robustness"]]
     lines += ["", "| encoder | chip px | chips/s |", "|---|---|---|"]
     lines += [f"| {r['encoder']} | {r['chip_px']} | {r['chips_per_s']:.0f} |" for r in results["encoders"]]
     return "\n".join(lines) + "\n"
@@ -239,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     results["accuracy"] = bench_accuracy(ds, draws)
     print("3b. Offline image encoders (fused auto and image-only, k=3)")
     results["encoder_choice"] = bench_encoder_choice(ds, draws)
+    print("3c. Other acquisitions (fused auto, k=3)")
+    results["robustness"] = bench_robustness(2 if args.quick else 5)
     print("4. Peer: scikit-image trainable segmentation on the same supports")
     results["peer"] = bench_peer(ds, draws)
     (out / ("engine_quick.json" if args.quick else "engine.json")).write_text(json.dumps(results, indent=1))

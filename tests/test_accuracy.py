@@ -37,24 +37,21 @@ def test_fused_accuracy_at_least_0_90(demo_session, seed):
     assert score.entropy_auroc > 0.8, score  # entropy flags the wrong chips
 
 
-def test_eds_only_pair_needs_eds(demo_session):
-    """Ni matrix vs CoCu precipitate: same lattice and contrast; only EDS separates them."""
+@pytest.mark.parametrize(
+    "pair, single, weight",
+    [
+        # Ni matrix vs CoCu precipitate: same lattice and contrast; only EDS separates them.
+        ((0, 1), "image", 0.0),
+        # Ni matrix vs Ni [011] grain: identical spectra; only the image separates them.
+        ((0, 2), "EDS", 1.0),
+    ],
+)
+def test_fusion_recovers_the_pair_one_modality_cannot_see(demo_session, pair, single, weight):
     accs = {}
-    for name, w in (("image", 0.0), ("fused", "auto")):
+    for name, w in ((single, weight), ("fused", "auto")):
         r, truth, ids = _run(demo_session, 0, eds_weight=w)
         pred = np.asarray(ids)[r.labels]
-        pair = np.isin(truth, [0, 1]) & ~r.is_support
-        accs[name] = float(np.mean(pred[pair] == truth[pair]))
-    assert accs["fused"] > accs["image"] + 0.25, accs
+        chips = np.isin(truth, pair) & ~r.is_support
+        accs[name] = float(np.mean(pred[chips] == truth[chips]))
+    assert accs["fused"] > accs[single] + 0.25, accs
     assert accs["fused"] > 0.85, accs
-
-
-def test_image_only_pair_needs_the_image(demo_session):
-    """Ni matrix vs Ni [011] grain: identical spectra; only the image separates them."""
-    accs = {}
-    for name, w in (("eds", 1.0), ("fused", "auto")):
-        r, truth, ids = _run(demo_session, 0, eds_weight=w)
-        pred = np.asarray(ids)[r.labels]
-        pair = np.isin(truth, [0, 2]) & ~r.is_support
-        accs[name] = float(np.mean(pred[pair] == truth[pair]))
-    assert accs["fused"] > accs["eds"] + 0.25, accs
