@@ -257,16 +257,20 @@ def _entry_paths(entry: Entry) -> tuple[Path, Path | None]:
 def _segment_one(ref: Reference, entry: Entry, prefix: str, formats: Sequence[str],
                  load_kwargs: dict) -> dict:
     """Load, segment and write one image; never raises (errors become the row's status)."""
+    import dask
+
     from .export import write_chip_csv, write_maps
     from .io import load
 
     path, eds_path = _entry_paths(entry)
     row: dict[str, Any] = {"file": str(path), "name": Path(prefix).name, "status": "ok"}
     try:
-        ds = load(path, eds_path=eds_path, **load_kwargs)
-        result = segment_dataset(ref, ds)
-        write_maps(result, ds, prefix, formats=formats)
-        write_chip_csv(f"{prefix}_chips.csv", result)
+        # A lazy EDS cube is summed here, in this worker: never ship its slabs to the cluster.
+        with dask.config.set(scheduler="synchronous"):
+            ds = load(path, eds_path=eds_path, **load_kwargs)
+            result = segment_dataset(ref, ds)
+            write_maps(result, ds, prefix, formats=formats)
+            write_chip_csv(f"{prefix}_chips.csv", result)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as err:  # one bad file must not stop the batch

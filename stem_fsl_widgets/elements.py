@@ -1,7 +1,7 @@
 """X-ray lines of the elements, read from exSpy's elements database.
 
 Line energies (Chantler 2005) and within-family weights (epq library) come from
-``exspy.misc.elements.elements_db``; nothing here is typed by hand. exSpy (and with it
+``exspy.material.elements``; nothing here is typed by hand. exSpy (and with it
 HyperSpy) is imported on first use only, so importing this module stays cheap.
 
 Line names follow HyperSpy's ``"<element>_<line>"`` convention, e.g. ``"Ni_Ka"``. The weights
@@ -12,6 +12,7 @@ and M families of one element against each other.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -33,8 +34,13 @@ _MIN_FWHM_EV = 10.0
 @lru_cache(maxsize=1)
 def _database() -> dict[str, Any]:
     """Return exSpy's elements database as a plain nested dict (imported once)."""
+    from .io import quiet_reader_logs
+
+    quiet_reader_logs()  # exSpy imports HyperSpy, which logs a misleading Numba notice
     try:
-        from exspy.misc.elements import elements_db
+        with warnings.catch_warnings():  # HyperSpy's own internal deprecations: not actionable here
+            warnings.simplefilter("ignore")
+            from exspy.material import elements as elements_db
     except ImportError as err:  # pragma: no cover - exspy is a hard dependency
         raise ImportError(
             "X-ray line data come from exSpy's elements database; install it with "

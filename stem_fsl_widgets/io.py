@@ -42,6 +42,7 @@ __all__ = [
     "from_signals",
     "items_from_signals",
     "load",
+    "quiet_reader_logs",
     "read_signals",
     "save_npz",
 ]
@@ -88,12 +89,17 @@ class _QuietReaders(logging.Filter):
 _NUMBA_FILTER = _QuietReaders()
 
 
-def _hyperspy():
-    """Import ``hyperspy.api`` on first use, without misleading log noise."""
+def quiet_reader_logs() -> None:
+    """Silence HyperSpy/RosettaSciIO's misleading log lines (call before importing them)."""
     for name in ("hyperspy.decorators", "rsciio.utils._decorator", "hyperspy.io"):
         logger = logging.getLogger(name)
         if _NUMBA_FILTER not in logger.filters:
             logger.addFilter(_NUMBA_FILTER)
+
+
+def _hyperspy():
+    """Import ``hyperspy.api`` on first use, without misleading log noise."""
+    quiet_reader_logs()
     import hyperspy.api as hs
 
     return hs
@@ -197,8 +203,9 @@ def _item_from_signal(index: int, sig) -> Item:
             item.detail = (f"{len(nav_axes) + 2}-D data, e.g. 4D-STEM; make a virtual image "
                            "(sum over the detector) first")
     elif len(sig_axes) == 1:
-        energy_like = signal_type.upper().startswith("EDS") or _unit(sig_axes[0]).lower() in ("kev", "ev")
-        if len(nav_axes) == 2 and energy_like:
+        is_eds = signal_type.upper().startswith("EDS") or (
+            not signal_type and _unit(sig_axes[0]).lower() in ("kev", "ev"))  # untyped, energy axis
+        if len(nav_axes) == 2 and is_eds:
             item.role = "eds"
             item.pixel_size, item.pixel_unit = _length(nav_axes[0])
             item.energy_axis = _energy_kev(sig_axes[0])
@@ -322,7 +329,7 @@ def read_signals(path: str | os.PathLike, *, lazy: bool | None = None, **reader_
     FileFormatError
         If the file is missing, empty, of an unsupported type, or cannot be read.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     _check_path(path)
     if lazy is None:
         lazy = _size_on_disk(path) > LAZY_THRESHOLD
@@ -434,7 +441,8 @@ def _by_selector(items: list[Item], selector: int | str, roles: tuple[str, ...],
         key = str(selector).lower()
         matches = [i for i in items if key in i.title.lower()]
         exact = [i for i in matches if i.title.lower() == key]
-        matches = exact if len(exact) == 1 else matches
+        in_role = [i for i in matches if i.role in roles]
+        matches = exact if len(exact) == 1 else in_role if len(in_role) == 1 else matches
         if not matches:
             raise FileFormatError(
                 f"No signal titled like {selector!r}. The file holds:{_listing(items)}\nPass "
@@ -462,9 +470,11 @@ def _choose_image(items: list[Item], selector, frame: int | None) -> tuple[np.nd
         best = min(_image_rank(i) for i in usable)
         tier = [i for i in usable if _image_rank(i) == best]
         if len(tier) > 1:
+            titles = [i.title for i in tier]
+            unique = tier[0].title and titles.count(tier[0].title) == 1
             raise FileFormatError(
                 "Several images could be the one to segment:" + _listing(tier) + "\nChoose with "
-                "image=<index or title>, e.g. image=" + repr(tier[0].title or tier[0].index) + ".")
+                f"image=<index or title>, e.g. image={tier[0].title if unique else tier[0].index!r}.")
         item = tier[0]
     data = item.data
     if item.role == "stack":
@@ -680,12 +690,12 @@ def load(
     >>> load(p).shape
     (64, 64)
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     reader_kwargs = dict(reader_kwargs or {})
     items, extra = _read_items(path, lazy, reader_kwargs)
     eds_items, eds_extra = items, extra
     if eds_path is not None:
-        eds_path = Path(eds_path)
+        eds_path = Path(eds_path).expanduser()
         eds_items, eds_extra = _read_items(eds_path, lazy, reader_kwargs)
         if eds_path.suffix.lower() == ".npy" and eds_items[0].role == "stack":
             eds_items[0].role = "eds"  # a 3-D array given as the EDS file is the cube

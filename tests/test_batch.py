@@ -143,17 +143,31 @@ def test_local_processes_match_synchronous(saved, tmp_path):
     assert a == b
 
 
+def write_hspy_pair(ds, image_path, eds_path):
+    """Image and EDS cube as two calibrated .hspy files (EDS read lazily later)."""
+    hs = io._hyperspy()
+    hs.signals.Signal2D(ds.image).save(image_path)
+    eds = hs.signals.Signal1D(ds.eds)
+    eds.set_signal_type("EDS_TEM")
+    e = eds.axes_manager.signal_axes[0]
+    e.offset, e.scale, e.units = float(ENERGY[0]), float(ENERGY[1] - ENERGY[0]), "keV"
+    eds.save(eds_path)
+    return image_path, eds_path
+
+
 def test_distributed_cluster(saved, tmp_path):
     distributed = pytest.importorskip("distributed")
     _, path = saved
-    files = write_inputs(tmp_path, 3)
-    local = batch.segment_files(path, files, tmp_path / "local", scheduler="synchronous", progress=False)
+    files = [*write_inputs(tmp_path, 2),
+             write_hspy_pair(scene(30), tmp_path / "lz.hspy", tmp_path / "lz_si.hspy")]
+    kw = {"progress": False, "load_kwargs": {"lazy": True}}
+    local = batch.segment_files(path, files, tmp_path / "local", scheduler="synchronous", **kw)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
-        rows = batch.segment_files(path, files, tmp_path / "dist", scheduler=cluster.scheduler_address,
-                                   progress=False)
-    assert rows == local
-    assert (tmp_path / "dist" / "img2_labels.tif").exists()
+        rows = batch.segment_files(path, files, tmp_path / "dist", scheduler=cluster.scheduler_address, **kw)
+    assert rows == local and [r["status"] for r in rows] == ["ok"] * 3
+    assert rows[2]["eds_weight"] != ""  # the lazy cube was used
+    assert (tmp_path / "dist" / "lz_labels.tif").exists()
 
 
 def test_same_stems_get_distinct_outputs_and_globs_expand(saved, tmp_path):

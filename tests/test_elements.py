@@ -18,7 +18,7 @@ AXIS = np.arange(512) * 0.02  # keV, the demo's 0–10.22 keV axis
 
 
 def test_ni_ka_energy_comes_from_the_database():
-    from exspy.misc.elements import elements_db
+    from exspy.material import elements as elements_db
 
     lines = {name: (e, w) for name, e, w in xray_lines("Ni")}
     assert lines["Ni_Ka"][0] == pytest.approx(7.478, abs=0.01)

@@ -246,9 +246,12 @@ def test_dm_like_file_with_only_an_eds_cube_says_to_use_eds_path():
 def test_unusable_signals_are_described():
     four_d = hs.signals.Signal2D(np.zeros((3, 4, 16, 16)))
     single = eds_signal(CUBE[0, 0])
-    items = io.items_from_signals([four_d, single])
-    assert [i.role for i in items] == ["other", "other"]
+    eels = eds_signal(signal_type="EELS")
+    untyped = eds_signal(signal_type="")  # a plain Signal1D with an energy axis is taken as EDS
+    items = io.items_from_signals([four_d, single, eels, untyped])
+    assert [i.role for i in items] == ["other", "other", "other", "eds"]
     assert "virtual image" in items[0].describe() and "single spectrum" in items[1].describe()
+    assert "EELS, not EDS" in items[2].describe()
     with pytest.raises(FileFormatError, match="No 2-D image found"):
         io.from_signals([four_d, single])
 

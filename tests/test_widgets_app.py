@@ -179,6 +179,12 @@ def test_autosave_never_clobbers_an_earlier_session(dataset, tmp_path):
     assert path.read_bytes() == earlier
     assert len(json.loads((tmp_path / "scan-2.sfw.json").read_text())["supports"]) == 2
     fresh.close()
+    # Reopening the earlier file (as the dashboard does) continues that very file.
+    again = sfw.FewShotApp(sfw.Session.load(path, dataset), autosave=path)
+    assert again.session.autosave == path and "already exists" not in again.autosave_info.value
+    click(again, 40, 40)
+    assert len(json.loads(path.read_text())["supports"]) == 3
+    again.close()
 
 
 def test_errors_show_a_message_and_keep_labels(app, monkeypatch):

@@ -171,7 +171,11 @@ def test_spectrum_hover_and_class_means(session):
     assert v.class_lines.y[1, 40] > 10 * v.class_lines.y[1, 20]
     v.log_y.value = True
     assert v.chip_line.scales["y"] is v.y_log and v.y_axis.scale is v.y_log
-    assert v.class_lines.y.min() >= 0.1
+    assert v.class_lines.y.min() >= 0.1 and v.chip_line.y.min() >= 0.1
+    np.testing.assert_allclose(v.chip_line.y, np.maximum(spectra[9].astype(float), 0.1))
+    session.configure(chip_size=32)                      # new chips: the old index is stale
+    assert v.chip == -1 and not v.chip_line.visible
+    assert v.class_lines.y.shape == (2, spectra.shape[1])
     v.close()
 
 

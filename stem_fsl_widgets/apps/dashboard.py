@@ -68,13 +68,15 @@ class Dashboard(widgets.VBox):
         self.max_upload_mb = float(max_upload_mb)
         self._loader = loader
         self.app = None
+        auto = widgets.Layout(width="auto")  # full labels, never "Open uploaded f…"
         self.demo_button = widgets.Button(description="Use demo data", icon="flask",
-                                          button_style="info")
+                                          button_style="info", layout=auto)
         self.image_upload = widgets.FileUpload(accept=IMAGE_TYPES, multiple=False,
-                                               description="Image file")
+                                               description="Image file", layout=auto)
         self.eds_upload = widgets.FileUpload(accept=EDS_TYPES, multiple=False,
-                                             description="EDS file (optional)")
-        self.open_button = widgets.Button(description="Open uploaded files", icon="folder-open")
+                                             description="EDS file (optional)", layout=auto)
+        self.open_button = widgets.Button(description="Open uploaded files", icon="folder-open",
+                                          layout=auto)
         self.message = widgets.HTML("Choose the demo data, or upload an image (and optionally its "
                                     "EDS spectrum image), then click chips to label them.")
         self.container = widgets.VBox([])
@@ -151,7 +153,7 @@ class Dashboard(widgets.VBox):
         self.container.children = [app]
         restored = len(app.session.supports)
         self._say(f"Opened {what}." + (f" Restored {restored} labelled chips from the last visit."
-                                       if restored else " Click chips to label them."))
+                                       if restored else ""))
 
     def _make_app(self, dataset: Dataset):
         from ..widgets.app import FewShotApp

@@ -7,6 +7,7 @@ suggestions), routes progress and errors to one place, and sets up autosave.
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import suppress
 from pathlib import Path
@@ -23,7 +24,7 @@ from .overlay import guard, html_escape
 from .results import ResultsPanel
 from .spectrum import SpectrumView
 
-__all__ = ["FewShotApp", "default_autosave_path"]
+__all__ = ["FewShotApp", "autosave_target", "default_autosave_path"]
 
 DEFAULT_CLASSES = ("class 1", "class 2")
 _STYLE = {"info": "color:#333", "ok": "color:#1b5e20", "error": "color:#b00020;font-weight:bold"}
@@ -34,20 +35,32 @@ def default_autosave_path(dataset: Dataset) -> Path:
     return data_folder(dataset) / f"{data_stem(dataset)}.sfw.json"
 
 
-def unused_path(path: Path) -> Path:
-    """``path``, or ``<stem>-2<suffix>``, ``-3``, ... if it exists: never clobber earlier work.
+def autosave_target(path: Path, session: Session) -> Path:
+    """Where to autosave: ``path``, unless it holds *other* work — then ``<stem>-2...``.
 
-    An autosave of an earlier session would otherwise be rotated to ``.bak`` by the first
-    click of a fresh session and lost at the second.
+    A file that already holds this session's state (it was just restored from it) is
+    continued. Any other existing file is left alone: a fresh session would otherwise rotate
+    it to ``.bak`` at the first click and lose it at the second.
     """
-    if not path.exists():
-        return path
-    name = path.name[: -len(".sfw.json")] if path.name.endswith(".sfw.json") else path.stem
-    suffix = path.name[len(name):]
-    n = 2
-    while (candidate := path.with_name(f"{name}-{n}{suffix}")).exists():
+    n = 1
+    candidate = path
+    while candidate.exists() and not _holds(candidate, session):
         n += 1
+        name = path.name[: -len(".sfw.json")] if path.name.endswith(".sfw.json") else path.stem
+        candidate = path.with_name(f"{name}-{n}{path.name[len(name):]}")
     return candidate
+
+
+def _holds(path: Path, session: Session) -> bool:
+    """Whether the session file at ``path`` has exactly this session's classes, labels, settings."""
+    try:
+        saved = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    mine = session.to_dict()
+    keys = ("classes", "supports", "settings")
+    return (isinstance(saved, dict) and all(saved.get(k) == mine[k] for k in keys)
+            and saved.get("dataset", {}).get("content_hash") == mine["dataset"]["content_hash"])
 
 
 class FewShotApp(widgets.VBox):
@@ -63,8 +76,9 @@ class FewShotApp(widgets.VBox):
         A session to continue, or data to start one on (default settings).
     autosave : str, Path or True, optional
         Save the session atomically after every change: to this path, or with ``True`` to
-        :func:`default_autosave_path` (next to the data). An existing file there is never
-        overwritten (a numbered name is used instead; :meth:`restore` continues a file).
+        :func:`default_autosave_path` (next to the data). An existing file there that holds
+        other work is never overwritten: a numbered name is used instead (:meth:`restore`
+        continues a file).
         None keeps the session's own setting.
     max_view_size : int
         Longest side of the image on screen, CSS px.
@@ -99,7 +113,7 @@ class FewShotApp(widgets.VBox):
         asked = default_autosave_path(s.dataset) if autosave is True else (
             Path(autosave) if autosave else None)
         if asked is not None:
-            s.autosave = unused_path(asked)
+            s.autosave = autosave_target(asked, s)
         self.message = widgets.HTML("", layout=widgets.Layout(min_height="1.8em"))
         self.autosave_info = widgets.HTML(self._autosave_text(asked))
         self._error = False
@@ -144,10 +158,8 @@ class FewShotApp(widgets.VBox):
         SessionFileError
             If the file is missing, malformed, or made on other data.
         """
-        session = Session.load(path, dataset)
-        if kwargs.get("autosave") is None:
-            session.autosave = Path(path)  # continue the same file (no "unused name" here)
-        return cls(session, **kwargs)
+        kwargs.setdefault("autosave", path)
+        return cls(Session.load(path, dataset), **kwargs)
 
     def save(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> Path:
         """Save the session JSON (+ ``.npz`` arrays); default name from the export panel."""

@@ -259,6 +259,8 @@ class ResultsPanel(widgets.VBox):
             self.metric.value = st.metric
             self.chip_size.value = int(st.chip_size)
             self.stride.value = int(st.stride or 0)
+            if st.encoder not in self.encoder.options:  # registered after the panel was built
+                self.encoder.options = sorted(set(available_encoders()) | {st.encoder})
             self.encoder.value = st.encoder
         finally:
             self._syncing = False

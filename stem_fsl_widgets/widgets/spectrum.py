@@ -87,6 +87,7 @@ class SpectrumView(widgets.VBox):
         self.chip = -1
         self._syncing = False
         self._marked: tuple[str, ...] | None = None  # elements whose markers are drawn
+        self._grid = session.grid
         e = self.energy
         self.note = widgets.HTML("")
 
@@ -181,9 +182,9 @@ class SpectrumView(widgets.VBox):
         """Follow the session: class means, chip line, markers, window."""
         s, r = self.session, self.session.result
         spectra = s.chip_spectra()
-        if self.chip >= 0 and (spectra is None or self.chip >= len(spectra)):
-            self.chip = -1
-        self.show_chip(self.chip)
+        if s.grid is not self._grid:  # new chips: the shown index means another area now
+            self._grid = s.grid
+            self.show_chip(-1)
         if r is None or spectra is None or len(r.labels) != len(spectra):
             self.class_lines.visible = False
         else:
@@ -246,6 +247,7 @@ class SpectrumView(widgets.VBox):
             for mark in (self.class_lines, self.chip_line):
                 mark.scales = {"x": self.x_scale, "y": y}
             self.y_axis.scale = y
+            self.show_chip(self.chip)  # values floored for the log axis (or not)
             self.refresh()
 
     def _on_elements(self, change: dict) -> None:

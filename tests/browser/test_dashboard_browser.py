@@ -134,8 +134,10 @@ def save_screenshot(page, path: Path) -> Path:
 
 @pytest.fixture
 def dashboard_url(voila_server, tmp_path) -> str:
-    # The kernel's autosaves go to the test's folder, never to the home folder.
-    return voila_server(NOTEBOOK, env={"SFW_AUTOSAVE_DIR": str(tmp_path / "autosave")})
+    # The kernel's autosaves go to the test's folder, never to the home folder; the page
+    # starts on the chooser (SFW_DEMO=1, set by `make dashboard`, would open the demo at once).
+    return voila_server(NOTEBOOK, env={"SFW_AUTOSAVE_DIR": str(tmp_path / "autosave"),
+                                       "SFW_DEMO": "0"})
 
 
 def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
@@ -179,7 +181,7 @@ def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
     assert np.allclose(seen, 0.55 * gray + 0.45 * colour, atol=4), (seen, gray, colour)
 
     # (c) The fractions shown: two classes summing to 100 %, matching the fill's chip counts.
-    first = fractions(page)
+    first, first_text = fractions(page), page.evaluate(_SUMMARY_JS)
     assert set(first) == {"class 1", "class 2"}
     assert sum(first.values()) == pytest.approx(100.0, abs=0.2)
     assert first["class 1"] == pytest.approx(100 * is_1.mean(), abs=0.1)
@@ -191,7 +193,7 @@ def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
     page.mouse.click(*chip_point(geo, CHIP_C))
     wait_for_pixels(page, OVERLAY, is_colour(CLASS_1), box=outline_band(geo, CHIP_C))
     page.wait_for_function(f"f => {{ const t = ({_SUMMARY_JS})(); return t && t !== f; }}",
-                           arg=page.evaluate(_SUMMARY_JS))
+                           arg=first_text)
     second = fractions(page)
     assert second != first and set(second) == {"class 1", "class 2"}
     after = fill_centres(page, geo)
@@ -208,10 +210,10 @@ def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
 
     # A broken upload: a readable message, no traceback, and the labels stay.
     with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name=re.compile(r"^Image file")).click()
+        page.locator("button.widget-upload", has_text="Image file").click()
     chooser.value.set_files({"name": "broken.tif", "mimeType": "image/tiff",
                              "buffer": b"II*\x00this is not a TIFF"})
-    page.get_by_role("button", name="Image file (1)").wait_for()
+    page.locator("button.widget-upload", has_text="Image file (1)").wait_for()
     page.get_by_role("button", name="Open uploaded files").click()
     error = page.locator(".sfw-dash-error")
     error.wait_for(timeout=30_000)
