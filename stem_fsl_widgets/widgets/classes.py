@@ -9,7 +9,7 @@ import traitlets
 
 from ..errors import InputError
 from ..session import PALETTE
-from .overlay import guard, html_escape
+from .overlay import FollowsSession, guard, html_escape
 
 __all__ = ["ClassPanel", "next_palette_colour"]
 
@@ -54,7 +54,7 @@ class _ClassRow(widgets.HBox):
                          layout=widgets.Layout(align_items="center"))
 
 
-class ClassPanel(widgets.VBox):
+class ClassPanel(FollowsSession, widgets.VBox):
     """Classes of a session with their colours and support counts; the active class.
 
     Parameters
@@ -92,14 +92,11 @@ class ClassPanel(widgets.VBox):
         self.new_name.observe(self._on_new_name, names="value")
         super().__init__([widgets.HTML("<b>Classes</b> <small>(keys 1–9 pick one)</small>"),
                           self._list, widgets.HBox([self.new_name, self.add_button]), self.note])
-        session.on_change(self._on_session_change)
+        self._follow(session)
         self.refresh()
 
     def close(self) -> None:
         """Stop following the session and close the widgets."""
-        session = getattr(self, "session", None)  # also runs from __del__, maybe half-built
-        if session is not None:
-            session.on_change(self._on_session_change, remove=True)
         for row in getattr(self, "rows", {}).values():
             row.close()
         super().close()

@@ -17,7 +17,16 @@ import traitlets
 
 from ..errors import InputError
 from .canvas import ChipCanvas, Modifiers
-from .overlay import Overlay, changed_rows, describe_chip, guard, html_escape, rgba, session_overlay
+from .overlay import (
+    FollowsSession,
+    Overlay,
+    changed_rows,
+    describe_chip,
+    guard,
+    html_escape,
+    rgba,
+    session_overlay,
+)
 
 __all__ = ["ChipGridView", "display_image"]
 
@@ -60,7 +69,7 @@ class _Stroke:
     clicked_changed: bool = False  # the press itself toggled the first chip (one undo step)
 
 
-class ChipGridView(widgets.VBox):
+class ChipGridView(FollowsSession, widgets.VBox):
     """The image with its chip grid; click to label, drag to paint, hover to inspect.
 
     Gestures (through the canvas, or its ``handle_*`` methods in tests): left click makes
@@ -166,14 +175,11 @@ class ChipGridView(widgets.VBox):
                                                     max_width=width, grid_gap="4px 12px"))
         self.status.layout.max_width = width
         super().__init__([toolbar, self.canvas, self.status, layers])
-        session.on_change(self._on_session_change)
+        self._follow(session)
         self.refresh()
 
     def close(self) -> None:
         """Stop following the session and close the widget and its canvas."""
-        session = getattr(self, "session", None)  # also runs from __del__, maybe half-built
-        if session is not None:
-            session.on_change(self._on_session_change, remove=True)
         links, self._links = getattr(self, "_links", []), []
         for link in links:
             with suppress(ValueError):  # already gone (second close, interpreter exit)

@@ -20,6 +20,7 @@ from ..classify import Result
 from ..errors import SFWError
 
 __all__ = [
+    "FollowsSession",
     "HIGHLIGHT_RGBA",
     "Overlay",
     "changed_rows",
@@ -226,3 +227,22 @@ def guard(report: Callable[[str], None] | None, action: str = "") -> Iterator[No
 def html_escape(text: str) -> str:
     """Escape text for an HTML widget."""
     return html.escape(str(text))
+
+
+class FollowsSession:
+    """Mixin for views that redraw on every session change: follow on start, stop on close.
+
+    The view defines ``_on_session_change(session)``; :meth:`_follow` registers it and
+    :meth:`close` removes it (safe from ``__del__`` on a half-built widget).
+    """
+
+    def _follow(self, session) -> None:
+        self.session = session
+        session.on_change(self._on_session_change)
+
+    def close(self) -> None:
+        """Stop following the session and close the widget."""
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.on_change(self._on_session_change, remove=True)
+        super().close()

@@ -18,7 +18,7 @@ import traitlets
 
 from ..encoders import available_encoders
 from ..errors import NotEnoughSupportsError
-from .overlay import guard, html_escape
+from .overlay import FollowsSession, guard, html_escape
 
 __all__ = ["ResultsPanel", "entropy_histogram"]
 
@@ -45,7 +45,7 @@ def entropy_histogram(entropy: np.ndarray, n_bins: int = 20) -> tuple[np.ndarray
     return (edges[:-1] + edges[1:]) / 2.0, counts
 
 
-class ResultsPanel(widgets.VBox):
+class ResultsPanel(FollowsSession, widgets.VBox):
     """Area fractions, entropy histogram with the uncertainty threshold, and the settings.
 
     Parameters
@@ -161,15 +161,8 @@ class ResultsPanel(widgets.VBox):
                              self.progress, self.progress_label],
                             layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([figures, self.summary, uncertainty, fusion, grid, self.note])
-        session.on_change(self._on_session_change)
+        self._follow(session)
         self.refresh()
-
-    def close(self) -> None:
-        """Stop following the session and close the widgets."""
-        session = getattr(self, "session", None)  # also runs from __del__, maybe half-built
-        if session is not None:
-            session.on_change(self._on_session_change, remove=True)
-        super().close()
 
     # ------------------------------------------------------------------ actions
     def suggest(self, n: int | None = None) -> tuple[int, ...]:

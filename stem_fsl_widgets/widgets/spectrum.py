@@ -15,7 +15,7 @@ import numpy as np
 from ..eds import DEFAULT_WINDOW
 from ..eds import class_mean_spectra as _class_mean_spectra
 from ..errors import InputError
-from .overlay import guard, html_escape
+from .overlay import FollowsSession, guard, html_escape
 
 __all__ = ["SpectrumView", "class_mean_spectra", "element_markers"]
 
@@ -50,7 +50,7 @@ def element_markers(elements: Sequence[str], energy_range: tuple[float, float],
     return out
 
 
-class SpectrumView(widgets.VBox):
+class SpectrumView(FollowsSession, widgets.VBox):
     """Summed spectrum of one chip, mean spectrum of each predicted class, element lines.
 
     Parameters
@@ -136,15 +136,8 @@ class SpectrumView(widgets.VBox):
         controls = widgets.HBox([self.log_y, self.elements], layout=centred)
         window = widgets.HBox([self.window_label, self.reset_window], layout=centred)
         super().__init__([self.figure, controls, window, self.note])
-        session.on_change(self._on_session_change)
+        self._follow(session)
         self.refresh()
-
-    def close(self) -> None:
-        """Stop following the session and close the widgets."""
-        session = getattr(self, "session", None)  # also runs from __del__, maybe half-built
-        if session is not None:
-            session.on_change(self._on_session_change, remove=True)
-        super().close()
 
     # ------------------------------------------------------------------ public
     def show_chip(self, chip: int) -> None:
