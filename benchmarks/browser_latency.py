@@ -17,7 +17,7 @@ Serves ``notebooks/dashboard.ipynb`` with Voilà (a private autosave folder) and
    a ``MutationObserver`` on the canvas's draw counter also gives the moment the canvas
    finished drawing, without the frame rounding. The first two clicks (the first of each
    class: the first classification) are reported separately; then ``--clicks`` clicks on
-   distinct unlabelled chips, alternating class 1 / class 2 (picked with keys 1 / 2).
+   distinct unlabelled chips, alternating the first two classes (picked with keys 1 / 2).
 
 Prints the figures and writes ``benchmarks/results/browser_latency.json``.
 Target: p95 ≤ 250 ms per click on 2 cores.
@@ -192,7 +192,7 @@ def chip_targets(geo: dict, row: int, col: int) -> tuple[tuple[float, float], li
 def timed_click(page, geo: dict, chip: tuple[int, int], key: str) -> dict[str, float]:
     """Pick class ``key`` (not timed), click ``chip``; ms from pointerdown to its new outline."""
     page.keyboard.press(key)  # the canvas has focus from the previous click
-    page.locator(".widget-toggle-button.mod-active", has_text=f"{key}: class {key}").wait_for()
+    page.locator(".widget-toggle-button.mod-active", has_text=f"{key}: ").wait_for()
     point, box = chip_targets(geo, *chip)
     page.evaluate(_ARM_JS, [CANVAS, box, list(CLASS_RGB[key])])
     page.mouse.click(*point)

@@ -29,7 +29,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import numpy as np  # noqa: E402
 
 import stem_fsl_widgets as sfw  # noqa: E402
-from stem_fsl_widgets.datasets import chip_truth, demo  # noqa: E402
+from stem_fsl_widgets.datasets import demo  # noqa: E402
+from stem_fsl_widgets.evaluate import chip_truth  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "clicks.json"
 TARGET_P95_MS = 100.0
@@ -44,7 +45,7 @@ def _stats(ms: list[float]) -> dict[str, float]:
 def _plan(ds: sfw.Dataset, session: sfw.Session, n: int, seed: int) -> list[tuple[int, str]]:
     """``n`` (chip, true class) clicks on random chips, starting with one chip of each class."""
     rng = np.random.default_rng(seed)
-    truth = chip_truth(ds.ground_truth, session.grid.boxes)
+    truth = chip_truth(ds.ground_truth, session.grid)[0]
     names = list(ds.truth_classes)
     first = [int(rng.choice(np.flatnonzero(truth == k))) for k in range(len(names))
              if np.any(truth == k)]

@@ -12,16 +12,63 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chips import ChipGrid
+from .errors import InputError
 
 __all__ = ["chip_truth", "draw_supports", "macro_f1", "roc_auc", "Score", "score_result"]
 
 
-def chip_truth(ground_truth: np.ndarray, grid: ChipGrid) -> tuple[np.ndarray, np.ndarray]:
-    """Majority class and its purity (fraction of the chip's pixels) per chip."""
-    k = int(ground_truth.max()) + 1
-    chips = grid.extract(ground_truth.astype(np.int64))
-    counts = np.stack([(chips == c).sum((1, 2)) for c in range(k)], 1)
-    return counts.argmax(1), counts.max(1) / float(grid.size**2)
+def chip_truth(ground_truth: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
+    """Majority class of each chip and its purity (fraction of the chip's pixels).
+
+    Parameters
+    ----------
+    ground_truth : ndarray of int, shape (H, W)
+        Per-pixel class index; negative values mean "unlabelled" and are not counted.
+    boxes : ChipGrid or ndarray of int, shape (N, 4)
+        A grid, or chip boxes ``(y0, x0, y1, x1)`` in pixels, end-exclusive.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (N,)
+        Most frequent class in each box (ties go to the lower index); -1 when a box holds no
+        labelled pixel.
+    purity : ndarray of float, shape (N,)
+        Share of the box's pixels in that class.
+
+    Raises
+    ------
+    InputError
+        If the shapes are wrong or a box lies outside the map.
+
+    Examples
+    --------
+    >>> gt = np.array([[0, 0, 1, 1], [0, 1, 1, 1]])
+    >>> chip_truth(gt, np.array([[0, 0, 2, 2], [0, 2, 2, 4]]))
+    (array([0, 1]), array([0.75, 1.  ]))
+    """
+    gt = np.asarray(ground_truth)
+    b = np.asarray(boxes.boxes if isinstance(boxes, ChipGrid) else boxes)
+    if gt.ndim != 2 or not np.issubdtype(gt.dtype, np.integer):
+        raise InputError(f"ground_truth must be a 2-D integer map; got {gt.dtype} {gt.shape}.")
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) as (y0, x0, y1, x1); got {b.shape}.")
+    b = b.astype(np.int64)
+    h, w = gt.shape
+    bad = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > h) | (b[:, 3] > w)
+    bad |= (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"Box {i} {tuple(b[i])} is empty or outside the {h}×{w} map.")
+    n_cls = int(gt.max()) + 1 if gt.size and gt.max() >= 0 else 0
+    labels = np.full(len(b), -1, dtype=np.int64)
+    purity = np.zeros(len(b))
+    for i, (y0, x0, y1, x1) in enumerate(b):
+        tile = gt[y0:y1, x0:x1].ravel()
+        counts = np.bincount(tile[tile >= 0], minlength=n_cls)
+        if counts.sum():
+            labels[i] = int(np.argmax(counts))
+            purity[i] = counts[labels[i]] / tile.size
+    return labels, purity
 
 
 def draw_supports(truth: np.ndarray, purity: np.ndarray, k: int, rng: np.random.Generator,

@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from stem_fsl_widgets.datasets.demo import (
-    CLASSES,
-    chip_truth,
-    demo,
-    region_elements,
-    region_spectra,
-)
+from stem_fsl_widgets.datasets.demo import CLASSES, demo, region_elements, region_spectra
 from stem_fsl_widgets.elements import line_windows
 from stem_fsl_widgets.errors import InputError
+from stem_fsl_widgets.evaluate import chip_truth
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_regions_resolved_by_32px_chips(ds):
     """Every class owns many chips of a 16 × 16 grid that are ≥ 90 % pure."""
     y, x = np.meshgrid(np.arange(0, 512, 32), np.arange(0, 512, 32), indexing="ij")
     boxes = np.stack([y.ravel(), x.ravel(), y.ravel() + 32, x.ravel() + 32], axis=1)
-    major = chip_truth(ds.ground_truth, boxes)
+    major = chip_truth(ds.ground_truth, boxes)[0]
     purity = np.array(
         [
             (ds.ground_truth[y0:y1, x0:x1] == m).mean()
@@ -202,7 +197,7 @@ def test_chip_truth_hand_made():
             [0, 1, 1, 3],  # one 0, one 1: tie → lower class
         ]
     )
-    np.testing.assert_array_equal(chip_truth(gt, boxes), [0, 1, 0, -1, 3, 3, 0])
+    np.testing.assert_array_equal(chip_truth(gt, boxes)[0], [0, 1, 0, -1, 3, 3, 0])
 
 
 def test_chip_truth_rejects_bad_boxes():

@@ -164,4 +164,7 @@ class Dashboard(widgets.VBox):
                 return FewShotApp(Session.load(path, dataset), autosave=path)
             except SFWError:
                 pass  # an unreadable autosave is kept as is; start fresh beside it
-        return FewShotApp(Session(dataset), autosave=path)
+        session = Session(dataset)
+        for name in dataset.truth_classes or ():  # the demo names its phases: offer them
+            session.add_class(name)
+        return FewShotApp(session, autosave=path)

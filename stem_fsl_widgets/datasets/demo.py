@@ -35,7 +35,7 @@ from ..dataset import Dataset
 from ..elements import atomic_number, fwhm_at_energy, xray_lines
 from ..errors import InputError
 
-__all__ = ["demo", "chip_truth", "region_elements", "region_spectra", "CLASSES"]
+__all__ = ["demo", "region_elements", "region_spectra", "CLASSES"]
 
 CLASSES = ("Ni matrix", "CoCu precipitate", "Ni grain [011]", "Al2O3 oxide")
 
@@ -105,56 +105,6 @@ def region_elements() -> dict[str, list[str]]:
     ['Co', 'Cu']
     """
     return {name: list(comp) for name, comp in zip(CLASSES, _COMPOSITION, strict=True)}
-
-
-def chip_truth(ground_truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Return the majority class of each chip.
-
-    Parameters
-    ----------
-    ground_truth : ndarray of int, shape (H, W)
-        Per-pixel class index; negative values mean "unlabelled" and are not counted.
-    boxes : ndarray of int, shape (N, 4)
-        Chip boxes ``(y0, x0, y1, x1)`` in pixels, end-exclusive.
-
-    Returns
-    -------
-    ndarray of int64, shape (N,)
-        Most frequent class in each box (ties go to the lower index); -1 when a box holds no
-        labelled pixel.
-
-    Raises
-    ------
-    InputError
-        If the shapes are wrong or a box lies outside the map.
-
-    Examples
-    --------
-    >>> gt = np.array([[0, 0, 1, 1], [0, 1, 1, 1]])
-    >>> chip_truth(gt, np.array([[0, 0, 2, 2], [0, 2, 2, 4]]))
-    array([0, 1])
-    """
-    gt = np.asarray(ground_truth)
-    b = np.asarray(boxes)
-    if gt.ndim != 2 or not np.issubdtype(gt.dtype, np.integer):
-        raise InputError(f"ground_truth must be a 2-D integer map; got {gt.dtype} {gt.shape}.")
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise InputError(f"boxes must have shape (N, 4) as (y0, x0, y1, x1); got {b.shape}.")
-    b = b.astype(np.int64)
-    h, w = gt.shape
-    bad = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > h) | (b[:, 3] > w)
-    bad |= (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"Box {i} {tuple(b[i])} is empty or outside the {h}×{w} map.")
-    n_cls = int(gt.max()) + 1 if gt.size and gt.max() >= 0 else 0
-    out = np.full(len(b), -1, dtype=np.int64)
-    for i, (y0, x0, y1, x1) in enumerate(b):
-        tile = gt[y0:y1, x0:x1].ravel()
-        counts = np.bincount(tile[tile >= 0], minlength=n_cls)
-        if counts.sum():
-            out[i] = int(np.argmax(counts))
-    return out
 
 
 # --------------------------------------------------------------------------------- fields

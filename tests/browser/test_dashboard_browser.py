@@ -26,6 +26,7 @@ SCREENSHOT_MAX_BYTES = 300_000
 
 CHIP, N_SIDE = 32, 16  # the demo: 512×512 px in 32-px chips
 CLASS_1, CLASS_2 = (0xE6, 0x9F, 0x00), (0x56, 0xB4, 0xE9)  # Okabe–Ito: the first two classes
+A, B = "Ni matrix", "CoCu precipitate"  # the demo's first two phases, offered as classes
 # Demo chips (row, col) inside regions of its ground truth: oxide, Ni matrix, CoCu precipitate.
 CHIP_A, CHIP_B, CHIP_C = (11, 9), (4, 2), (3, 9)
 
@@ -101,7 +102,10 @@ def fill_centres(page, geo: dict) -> np.ndarray:
 def fractions(page) -> dict[str, float]:
     """Class → area percentage as printed in the results panel (empty before a result)."""
     text = page.evaluate(_SUMMARY_JS) or ""
-    return {name: float(v) for name, v in re.findall(r"(class \d+) ([\d.]+) %", text)}
+    if ";" not in text:
+        return {}
+    parts = [p.strip().rsplit(" ", 2) for p in text.split(";", 1)[1].split(",")]
+    return {name: float(v) for name, v, unit in parts if unit.startswith("%")}
 
 
 def select_class(page, name: str) -> None:
@@ -157,7 +161,7 @@ def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
     # Key 2 on the focused canvas picks class 2; chip B becomes its support.
     assert page.evaluate(f"document.activeElement === document.querySelector('{CANVAS}')")
     page.keyboard.press("2")
-    page.locator(".widget-toggle-button.mod-active", has_text="2: class 2").wait_for()
+    page.locator(".widget-toggle-button.mod-active", has_text="2: CoCu precipitate").wait_for()
     page.mouse.click(*chip_point(geo, CHIP_B))
     wait_for_pixels(page, OVERLAY, is_colour(CLASS_2), box=outline_band(geo, CHIP_B))
 
@@ -182,22 +186,22 @@ def test_dashboard_label_segment_and_bad_upload(dashboard_url, page, tmp_path):
 
     # (c) The fractions shown: two classes summing to 100 %, matching the fill's chip counts.
     first, first_text = fractions(page), page.evaluate(_SUMMARY_JS)
-    assert set(first) == {"class 1", "class 2"}
+    assert set(first) == {A, B}
     assert sum(first.values()) == pytest.approx(100.0, abs=0.2)
-    assert first["class 1"] == pytest.approx(100 * is_1.mean(), abs=0.1)
+    assert first[A] == pytest.approx(100 * is_1.mean(), abs=0.1)
 
     # The class panel's button picks class 1 again; a precipitate chip joins class 1, the
     # prototypes move and the fractions shown change.
-    select_class(page, "class 1")
-    page.locator(".widget-toggle-button.mod-active", has_text="1: class 1").wait_for()
+    select_class(page, A)
+    page.locator(".widget-toggle-button.mod-active", has_text="1: Ni matrix").wait_for()
     page.mouse.click(*chip_point(geo, CHIP_C))
     wait_for_pixels(page, OVERLAY, is_colour(CLASS_1), box=outline_band(geo, CHIP_C))
     page.wait_for_function(f"f => {{ const t = ({_SUMMARY_JS})(); return t && t !== f; }}",
                            arg=first_text)
     second = fractions(page)
-    assert second != first and set(second) == {"class 1", "class 2"}
+    assert second != first and set(second) == {A, B}
     after = fill_centres(page, geo)
-    assert second["class 1"] == pytest.approx(
+    assert second[A] == pytest.approx(
         100 * np.all(after[..., :3] == CLASS_1, axis=-1).mean(), abs=0.1)
     assert not np.array_equal(after, before)
 
