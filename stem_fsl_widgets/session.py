@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +37,9 @@ from .fusion import Scaler, auto_weight
 __all__ = ["Session", "Settings", "PALETTE", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
+
+#: Without a progress callback, encoding this many chips or more shows a tqdm bar in a terminal.
+TQDM_MIN_CHIPS = 2048
 
 #: Okabe–Ito colour-blind-safe palette (black left out: it vanishes on dark HAADF areas).
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999"]
@@ -149,6 +153,9 @@ class Session:
         Image↔EDS weight (ignored without EDS).
     autosave : str or Path, optional
         JSON file written atomically after every change.
+    progress : callable, optional
+        ``progress(what, fraction)`` during encoding (the widgets' progress bar). Without
+        one, jobs of ≥ :data:`TQDM_MIN_CHIPS` chips show a tqdm bar when run in a terminal.
     **settings
         Any other :class:`Settings` field (fusion, metric, threshold, eds_window, ...).
 
@@ -207,6 +214,19 @@ class Session:
     def _report(self, what: str, frac: float) -> None:
         if self.progress is not None:
             self.progress(what, frac)
+        elif self.n_chips >= TQDM_MIN_CHIPS and sys.stderr.isatty():
+            self._tqdm(what, frac)  # a script on a big image: a terminal progress bar
+
+    def _tqdm(self, what: str, frac: float) -> None:
+        from tqdm.auto import tqdm
+
+        bar = getattr(self, "_bar", None)
+        if bar is None or bar.desc != what:
+            bar = self._bar = tqdm(total=100, desc=what, unit="%", leave=False)
+        bar.update(round(100 * frac) - bar.n)
+        if frac >= 1.0:
+            bar.close()
+            self._bar = None
 
     def _grid_key(self) -> tuple:
         st = self.settings

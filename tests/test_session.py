@@ -182,3 +182,16 @@ def test_backend_import_does_not_load_widgets_or_panel():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_scripts_get_a_tqdm_bar_and_widgets_a_callback(two_phase, monkeypatch, capsys):
+    import stem_fsl_widgets.session as mod
+
+    img = two_phase[0]
+    seen = []
+    sfw.Session(img, chip_size=16, progress=lambda what, f: seen.append((what, f))).encode()
+    assert seen[-1] == ("encoding image chips", 1.0)
+    monkeypatch.setattr(mod, "TQDM_MIN_CHIPS", 1)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    sfw.Session(img, chip_size=16).encode()
+    assert "encoding image chips" in capsys.readouterr().err
