@@ -11,3 +11,24 @@ def lattice(shape: tuple[int, int], period: float, angle: float = 0.0, rng=None)
     c, s = np.cos(angle), np.sin(angle)
     u, v = (c * xx + s * yy) / period, (-s * xx + c * yy) / period
     return (np.cos(np.pi * u) ** 2 * np.cos(np.pi * v) ** 2) ** 4
+
+
+def two_phase_scene(seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """128×128 image: left half a fine lattice, right half a coarse rotated one, + EDS cube.
+
+    EDS (4× binning, 64 channels over 0–6.4 keV): left has a line at channel 20,
+    right at channel 40; ~20 counts per EDS pixel. Returns (image, eds, energy, truth).
+    """
+    rng = np.random.default_rng(seed)
+    h = w = 128
+    img = lattice((h, w), 5.0)
+    img[:, w // 2 :] = lattice((h, w // 2), 8.0, 0.5)
+    img = rng.poisson(img * 50 + 10).astype(np.float32)
+    energy = np.linspace(0.0, 6.4, 64, endpoint=False) + 0.05
+    mean = np.full((h // 4, w // 4, 64), 0.15)
+    mean[:, : w // 8, 20] += 10
+    mean[:, w // 8 :, 40] += 10
+    eds = rng.poisson(mean).astype(np.uint16)
+    truth = np.zeros((h, w), int)
+    truth[:, w // 2 :] = 1
+    return img, eds, energy, truth

@@ -16,7 +16,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import tifffile
-from scenes import lattice
+from scenes import two_phase_scene
 
 import stem_fsl_widgets as sfw
 from stem_fsl_widgets import encoders, io
@@ -31,16 +31,8 @@ from stem_fsl_widgets.errors import (
 )
 from stem_fsl_widgets.session import USER_ERRORS
 
-RNG = np.random.default_rng(11)
 H = W = 128
-IMG = lattice((H, W), 5.0)
-IMG[:, W // 2 :] = lattice((H, W // 2), 8.0, 0.5)
-IMG = RNG.poisson(IMG * 50 + 10).astype(np.float32)
-ENERGY = np.linspace(0.0, 6.4, 64, endpoint=False) + 0.05
-_MEAN = np.full((H // 4, W // 4, 64), 0.15)
-_MEAN[:, : W // 8, 20] += 10
-_MEAN[:, W // 8 :, 40] += 10
-CUBE = RNG.poisson(_MEAN).astype(np.uint16)
+IMG, CUBE, ENERGY, _ = two_phase_scene(11)
 
 CASES: list = []
 
@@ -240,7 +232,7 @@ def constant_image(tmp_path, mp):
 
 @case(InputError, r"only 5×5 pixels; at least 8×8")
 def tiny_image(tmp_path, mp):
-    return labelled(), lambda: sfw.Dataset(RNG.random((5, 5)))
+    return labelled(), lambda: sfw.Dataset(np.random.default_rng(0).random((5, 5)))
 
 
 # ----------------------------------------------------------------------------- grid settings
