@@ -16,6 +16,7 @@ import numpy as np
 
 from .classify import Result
 from .dataset import Dataset
+from .scalebar import draw_scale_bar
 
 __all__ = [
     "colourise",
@@ -141,7 +142,8 @@ def write_maps(
 ) -> list[Path]:
     """Write ``<prefix>_labels.*`` and ``<prefix>_entropy.*`` in the given formats.
 
-    ``png``: the segmentation blended over the image, and the entropy as greys (white = unsure).
+    ``png``: the segmentation blended over the image, and the entropy as greys (white = unsure),
+    each with a scale bar when the data are calibrated.
     ``tif``: label indices (uint8/int16, -1 = uncovered) and entropy (float32), with the pixel
     size in the ImageJ calibration. ``hspy``: HyperSpy signals with calibrated axes and the
     class names in the metadata.
@@ -153,9 +155,11 @@ def write_maps(
     for fmt in formats:
         fmt = fmt.lower().lstrip(".")
         if fmt == "png":
-            out.append(_write_bytes(prefix.with_name(prefix.name + "_labels.png"),
-                                    _png_bytes(colourise(lab, result.colours, image=dataset.image))))
+            cal = (dataset.pixel_size, dataset.pixel_unit)
+            seg = draw_scale_bar(colourise(lab, result.colours, image=dataset.image), *cal)
+            out.append(_write_bytes(prefix.with_name(prefix.name + "_labels.png"), _png_bytes(seg)))
             grey = (np.nan_to_num(ent) * 255).astype(np.uint8)
+            grey = draw_scale_bar(np.repeat(grey[..., None], 3, axis=2), *cal)
             out.append(_write_bytes(prefix.with_name(prefix.name + "_entropy.png"), _png_bytes(grey)))
         elif fmt in ("tif", "tiff"):
             classes = ", ".join(f"{k}={c}" for k, c in enumerate(result.classes))

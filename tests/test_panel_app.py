@@ -344,3 +344,13 @@ def test_importing_apps_does_not_load_panel():
             "assert 'panel' not in sys.modules and 'bokeh' not in sys.modules; "
             "assert 'PanelApp' in dir(a)")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_calibrated_image_gets_a_scale_bar():
+    from stem_fsl_widgets.apps.panel_app import PanelApp
+    from stem_fsl_widgets.scalebar import scale_bar
+
+    ds = sfw.datasets.demo(size=128)
+    app = PanelApp(sfw.Session(ds, chip_size=16))
+    data = app.scale_bar.data_source.data
+    assert data["right"][0] - data["left"][0] == pytest.approx(scale_bar(ds.pixel_size, "nm", 128)[0])

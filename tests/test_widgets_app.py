@@ -225,3 +225,11 @@ def test_app_on_demo_data_without_eds_panel_for_image_only():
     image_only = sfw.FewShotApp(ds.image)
     assert image_only.spectrum is None and image_only.results.eds_auto.disabled
     image_only.close()
+
+
+def test_calibrated_data_give_the_canvas_a_scale_bar():
+    import stem_fsl_widgets as sfw
+
+    app = sfw.FewShotApp(sfw.datasets.demo(size=128))
+    assert app.grid_view.canvas.pixel_unit == "nm"
+    assert app.grid_view.canvas.pixel_size == pytest.approx(app.session.dataset.pixel_size)

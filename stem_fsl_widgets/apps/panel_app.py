@@ -38,6 +38,7 @@ from bokeh.models import (
     ColumnDataSource,
     FactorRange,
     HoverTool,
+    Label,
     LinearColorMapper,
     Range1d,
 )
@@ -50,6 +51,7 @@ from stem_fsl_widgets.dataset import Dataset
 from stem_fsl_widgets.eds import class_mean_spectra
 from stem_fsl_widgets.errors import InputError, NotEnoughSupportsError, SFWError
 from stem_fsl_widgets.export import write_chip_csv, write_maps
+from stem_fsl_widgets.scalebar import scale_bar
 from stem_fsl_widgets.session import USER_ERRORS, Session
 
 __all__ = [
@@ -264,6 +266,20 @@ class PanelApp(pn.viewable.Viewer):
         self.refresh()
 
     # ------------------------------------------------------------------ building
+    def _add_scale_bar(self, w: int, h: int) -> None:
+        """A round physical length at the bottom left, in image coordinates (zooms with it)."""
+        ds = self.session.dataset
+        bar = scale_bar(ds.pixel_size, ds.pixel_unit, w)
+        if bar is None:
+            return
+        length, text = bar
+        x0, y1, thick = w / 40, h - h / 40, max(3.0, h / 120)
+        self.scale_bar = self.figure.quad(left=[x0], right=[x0 + length], top=[y1 - thick], bottom=[y1],
+                                          fill_color="white", line_color="black", line_width=1)
+        self.figure.add_layout(Label(x=x0, y=y1 - thick - 2, text=text, text_color="white",
+                                     text_font_size="12px", border_line_color=None,
+                                     background_fill_color="black", background_fill_alpha=0.5))
+
     def _build_image(self) -> None:
         ds = self.session.dataset
         h, w = ds.shape
@@ -303,6 +319,7 @@ class PanelApp(pn.viewable.Viewer):
         self.figure.add_tools(HoverTool(renderers=[chips], tooltips=[
             ("chip", "@chip"), ("class", "@cls"), ("p", "@p{0.00}"), ("entropy", "@entropy{0.00}")]))
         self.figure.on_event(Tap, self._on_tap)
+        self._add_scale_bar(w, h)  # last: drawn above the chip overlays
 
     def _build_classes(self) -> None:
         self.class_select = pn.widgets.RadioBoxGroup(name="Active class", options={}, inline=False)

@@ -215,6 +215,31 @@ function render({ model, el }) {
     g.setLineDash([]);
   }
 
+  /** Largest 1, 2 or 5 × 10^n not above t (the rule of stem_fsl_widgets.scalebar). */
+  function niceLength(t) {
+    const e = Math.pow(10, Math.floor(Math.log10(t)));
+    for (const m of [5, 2, 1]) if (m * e <= t * (1 + 1e-9)) return m * e;
+    return e;
+  }
+
+  function drawScaleBar(g) {
+    const size = model.get("pixel_size"), unit = model.get("pixel_unit");
+    if (!(size > 0) || !unit || unit === "px") return;
+    const dpr = st.dpr, physical = niceLength(0.2 * (st.vw / st.zoom) * size);
+    const len = (physical / size) * st.zoom * dpr, thick = 4 * dpr;
+    const x0 = 10 * dpr, y1 = cv.ui.height - 10 * dpr;
+    g.fillStyle = "rgba(0,0,0,0.85)";
+    g.fillRect(x0 - dpr, y1 - thick - dpr, len + 2 * dpr, thick + 2 * dpr);
+    g.fillStyle = "#ffffff";
+    g.fillRect(x0, y1 - thick, len, thick);
+    g.font = `${12 * dpr}px sans-serif`;
+    g.lineWidth = 3 * dpr;
+    g.strokeStyle = "rgba(0,0,0,0.85)";
+    const label = `${+physical.toPrecision(6)} ${unit}`;
+    g.strokeText(label, x0, y1 - thick - 4 * dpr);
+    g.fillText(label, x0, y1 - thick - 4 * dpr);
+  }
+
   function drawUI() {
     const c = cv.ui, g = gc.ui;
     g.setTransform(1, 0, 0, 1, 0, 0);
@@ -222,6 +247,7 @@ function render({ model, el }) {
     const cur = model.get("cursor_chip");
     if (cur >= 0 && cur < st.n) strokeBoth(g, devRect(st.boxes, cur), true);
     if (st.hover >= 0 && st.hover < st.n) strokeBoth(g, devRect(st.cells, st.hover), false);
+    drawScaleBar(g);
   }
 
   // ---- scheduling: coalesce all redraws into one animation frame ---------------------
@@ -486,7 +512,7 @@ function render({ model, el }) {
     ["change:show_fill change:fill_opacity", loadFillStyle],
     ["change:zoom change:pan", loadView],
     ["change:view_width change:view_height", loadSize],
-    ["change:cursor_chip", () => request("ui")],
+    ["change:cursor_chip change:pixel_size change:pixel_unit", () => request("ui")],
   ];
   for (const [names, fn] of modelListeners) for (const n of names.split(" ")) model.on(n, fn);
 

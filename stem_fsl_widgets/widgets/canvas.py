@@ -285,6 +285,10 @@ class ChipCanvas(anywidget.AnyWidget):
     """``"pan"``: the left button drags the view instead of reporting events."""
     cursor_chip = traitlets.Int(-1, min=-1).tag(sync=True)
     """Chip to highlight with a dashed box (e.g. a suggested next label); -1 = none."""
+    pixel_size = traitlets.Float(0.0, min=0.0).tag(sync=True)
+    """Physical size of one image pixel in :attr:`pixel_unit`; 0 = uncalibrated, no scale bar."""
+    pixel_unit = traitlets.Unicode("").tag(sync=True)
+    """Unit of :attr:`pixel_size` ("nm", "µm", ...), shown on the scale bar."""
 
     # Front-end event name -> (handler method, keyword arguments it accepts).
     _MSG_ROUTES: dict[str, tuple[str, tuple[str, ...]]] = {

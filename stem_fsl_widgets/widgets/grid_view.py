@@ -118,8 +118,10 @@ class ChipGridView(FollowsSession, widgets.VBox):
         self._suggested: tuple[int, ...] = ()
         self.last_update = np.zeros(0, np.int64)
 
-        self.canvas = ChipCanvas(display_image(session.dataset.image, contrast),
-                                 session.grid.boxes, max_view_size=max_view_size)
+        ds = session.dataset
+        self.canvas = ChipCanvas(display_image(ds.image, contrast), session.grid.boxes,
+                                 max_view_size=max_view_size, pixel_size=ds.pixel_size or 0.0,
+                                 pixel_unit=ds.pixel_unit if ds.pixel_size else "")
         self.status = widgets.HTML("", layout=widgets.Layout(min_height="1.6em"))
         self.contrast = widgets.FloatRangeSlider(
             value=tuple(contrast), min=0.0, max=100.0, step=0.1, description="contrast %",
