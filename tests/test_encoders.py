@@ -74,7 +74,7 @@ def test_encode_chips_batches_and_progress():
 def test_cpu_and_cuda_agree_when_a_gpu_exists(chips):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
-        pytest.skip("no CUDA device on this machine (checked on the lent GPU machine)")
+        pytest.skip("no CUDA device on this machine; this parity check runs where a GPU is present")
     a = RandomCNNEncoder(device="cpu").encode(chips)
     b = RandomCNNEncoder(device="cuda").encode(chips)
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
