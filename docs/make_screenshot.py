@@ -22,7 +22,6 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +35,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
-    _isolated_env,
+    _Servers,
     free_port,
     wait_for_pixels,
-    wait_for_port,
 )
 from browser.test_dashboard_browser import (  # noqa: E402
     _GEOMETRY_JS,
@@ -94,31 +92,14 @@ def plan() -> tuple[list[tuple[int, int]], int, object]:
     return clicks, hover, grid
 
 
-def start_voila(tmp: Path) -> tuple[subprocess.Popen, int, Path]:
+def start_voila(tmp: Path) -> tuple[_Servers, int]:
     """``python -m voila dashboard.ipynb`` on a free port with private Jupyter dirs."""
-    port = free_port()
-    env = {**_isolated_env(tmp / "jupyter"), "SFW_AUTOSAVE_DIR": str(AUTOSAVE), "SFW_DEMO": "0"}
-    log = tmp / "voila.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", NOTEBOOK.name, "--no-browser", f"--port={port}",
-             "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True"],
-            cwd=NOTEBOOK.parent, stdout=fh, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
-        )
-    wait_for_port(port, proc, log, 120)
-    return proc, port, log
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate the server by its PID (it shuts its kernel down); kill it if it hangs."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+    servers, port = _Servers(tmp), free_port()
+    servers.start(["voila", NOTEBOOK.name, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+                   "--Voila.port_retries=0", "--show_tracebacks=True"],
+                  cwd=NOTEBOOK.parent, port=port, timeout=120,
+                  env={"SFW_AUTOSAVE_DIR": str(AUTOSAVE), "SFW_DEMO": "0"})
+    return servers, port
 
 
 def wait_stable_summary(page, settle: float = 2.0, timeout: float = 90.0) -> str:
@@ -158,9 +139,9 @@ def main(out: Path = OUT) -> Path:
     clicks, hover, grid = plan()
     shutil.rmtree(AUTOSAVE, ignore_errors=True)  # never restore labels from an earlier run
     tmp = Path(tempfile.mkdtemp(prefix="sfw_screenshot_"))
-    proc = None
+    servers = None
     try:
-        proc, port, log = start_voila(tmp)
+        servers, port = start_voila(tmp)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                          args=CHROMIUM_ARGS)
@@ -206,8 +187,8 @@ def main(out: Path = OUT) -> Path:
             finally:
                 browser.close()
     finally:
-        if proc is not None:
-            stop(proc)
+        if servers is not None:
+            servers.stop()
         shutil.rmtree(AUTOSAVE, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from .conftest import _Servers, free_port
 
 pytest.importorskip("panel")
 PIL = pytest.importorskip("PIL.Image")
@@ -28,37 +27,15 @@ ORANGE, BLUE = np.array([0xE6, 0x9F, 0x00]), np.array([0x56, 0xB4, 0xE9])  # cla
 @pytest.fixture
 def panel_url(tmp_path):
     """``panel serve`` the app file on a free 127.0.0.1 port; stopped by PID afterwards."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path / "panel.log"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", str(APP), "--address", "127.0.0.1",
-             "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
+    servers = _Servers(tmp_path)
+    port = free_port()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"panel serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with socket.socket() as s:
-                s.settimeout(0.2)
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no server on {port}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
+        servers.start(["panel", "serve", str(APP), "--address", "127.0.0.1", "--port", str(port),
+                       "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                      cwd=tmp_path, port=port, timeout=30, env={"OMP_NUM_THREADS": "2"})
         yield f"http://127.0.0.1:{port}/{APP.stem}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        servers.stop()
 
 
 def _shot(page, clip: dict) -> np.ndarray:
