@@ -24,8 +24,17 @@ chromium:
 demo: install
 	$(PY) -m stem_fsl_widgets demo --out out
 
+# Kernel culling: a closed or reloaded tab leaves its kernel without a connection; such a
+# kernel idle for CULL_IDLE seconds is shut down (checked every CULL_INTERVAL s). Open tabs
+# (connected kernels) are never culled. The same flags: `stem-fsl dashboard` (cli.py).
+CULL_IDLE ?= 300
+CULL_INTERVAL ?= 60
+VOILA_CULLING = --MappingKernelManager.cull_idle_timeout=$(CULL_IDLE) \
+	--MappingKernelManager.cull_interval=$(CULL_INTERVAL) \
+	--MappingKernelManager.cull_connected=False --MappingKernelManager.cull_busy=False
+
 dashboard: install
-	SFW_DEMO=1 $(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(PORT) --Voila.ip=127.0.0.1
+	SFW_DEMO=1 $(VENV)/bin/voila stem_fsl_widgets/apps/dashboard.ipynb --port=$(PORT) --Voila.ip=127.0.0.1 $(VOILA_CULLING)
 
 panel: install
 	$(PY) -m stem_fsl_widgets serve

@@ -2,7 +2,7 @@
 
 ``python benchmarks/browser_latency.py [--loads 3] [--clicks 30]``
 
-Serves ``notebooks/dashboard.ipynb`` with Voilà (a private autosave folder) and measures:
+Serves ``stem_fsl_widgets/apps/dashboard.ipynb`` with Voilà (a private autosave folder) and measures:
 
 1. Loading, per fresh page (each starts its own kernel): from the request to the "Use demo
    data" button being clickable, and from the click on it to the image drawn on the canvas.
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT_DIR / "notebooks" / "dashboard.ipynb"
+NOTEBOOK = ROOT_DIR / "stem_fsl_widgets" / "apps" / "dashboard.ipynb"
 OUT = Path(__file__).parent / "results" / "browser_latency.json"
 TARGET_P95_MS = 250.0
 CHROMIUM = "/usr/bin/chromium"

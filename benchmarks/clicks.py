@@ -85,7 +85,7 @@ def _run_case(name: str, ds: sfw.Dataset, n_clicks: int, *, autosave: bool, seed
         for chip, cls in plan:
             y0, x0, y1, x1 = session.grid.box(chip)
             x, y = (x0 + x1) / 2, (y0 + y1) / 2
-            view.active_class = cls
+            app.model.select_class(cls)
             t, c = time.perf_counter(), time.process_time()
             canvas.handle_mouse_down(x, y)
             canvas.handle_mouse_up(x, y)

@@ -3,7 +3,7 @@
 Run from the repository root with the project's environment: ``python docs/make_screenshot.py``
 (needs Debian's Chromium at /usr/bin/chromium, driven by Playwright; no downloads).
 
-What it does, the way a microscopist would: serve ``notebooks/dashboard.ipynb`` with Voilà,
+What it does, the way a microscopist would: serve ``stem_fsl_widgets/apps/dashboard.ipynb`` with Voilà,
 open it at 1400×1000, click "Use demo data", then for each of the demo's four classes press its
 key (1–4) on the canvas and click 3 chips that lie inside that phase (drawn from the demo's
 ground truth, as the benchmarks do: ``draw_supports(..., 3, default_rng(0))``), wait for the
@@ -18,7 +18,6 @@ is restored from an earlier one.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -49,6 +48,7 @@ from browser.test_dashboard_browser import (  # noqa: E402
     is_colour,
     open_demo,
     outline_band,
+    shrink_png,
 )
 
 import stem_fsl_widgets as sfw  # noqa: E402
@@ -56,7 +56,7 @@ from stem_fsl_widgets.evaluate import chip_truth, draw_supports  # noqa: E402
 from stem_fsl_widgets.session import PALETTE  # noqa: E402
 
 OUT = ROOT / "docs" / "dashboard.png"
-NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
+NOTEBOOK = ROOT / "stem_fsl_widgets" / "apps" / "dashboard.ipynb"
 VIEWPORT = {"width": 1400, "height": 1000}
 SHOTS = 3  # labelled chips per class
 AUTOSAVE = Path(tempfile.gettempdir()) / "stem_fsl_widgets_autosave"  # shown on the page
@@ -118,17 +118,8 @@ def wait_stable_summary(page, settle: float = 2.0, timeout: float = 90.0) -> str
 
 
 def screenshot_png(page) -> bytes:
-    """The whole dashboard as PNG, palette-quantised (128 colours) if over 300 KB."""
-    png = page.screenshot(full_page=True)
-    if len(png) > SCREENSHOT_MAX_BYTES:
-        from PIL import Image
-
-        img = Image.open(io.BytesIO(png)).convert("RGB")
-        img = img.quantize(colors=128, dither=Image.Dither.NONE)
-        buf = io.BytesIO()
-        img.save(buf, format="PNG", optimize=True)
-        png = buf.getvalue()
-    return png
+    """The whole dashboard as PNG, palette-quantised (128, 64 or 32 colours) if over 300 KB."""
+    return shrink_png(page.screenshot(full_page=True))
 
 
 def main(out: Path = OUT) -> Path:

@@ -17,8 +17,8 @@ fails becomes an error row in the summary; the other images are still segmented.
 from __future__ import annotations
 
 import argparse
+import csv
 import glob
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -30,15 +30,20 @@ import numpy as np
 
 from .chips import ChipGrid, chip_spectra
 from .classify import Result, prototype_probabilities
+from .colours import normalise_colour
 from .dataset import Dataset
-from .eds import EDSEncoder
 from .encoders import encode_chips, get_encoder
 from .errors import CalibrationError, InputError, NotEnoughSupportsError, SessionFileError, SFWError
 from .fusion import Scaler
+from .sessionfile import read_arrays, read_state
+from .settings import Settings, as_whole_number, make_eds_encoder, make_grid, settings_from_dict
 
 __all__ = ["Reference", "cli_segment", "load_reference", "segment_dataset", "segment_files"]
 
 _FORMATS = ("tif", "tiff", "hspy", "png")
+
+#: On runs of more than 200 images, ``summary.csv`` is rewritten at most this often (seconds).
+SUMMARY_EVERY_S = 5.0
 
 
 @dataclass
@@ -47,8 +52,9 @@ class Reference:
 
     Attributes
     ----------
-    settings : dict
-        The session's :class:`~stem_fsl_widgets.session.Settings` as a dict.
+    settings : Settings
+        The session's settings, validated as strictly as :class:`~stem_fsl_widgets.session.Session`
+        validates them.
     classes, colours : list of str
         Classes that have supports, in the session's order, and their colours.
     support_lab : ndarray of int, shape (S,)
@@ -57,6 +63,11 @@ class Reference:
         Raw (unscaled) image embeddings of the supports.
     image_mean, image_scale : ndarray, shape (Di,)
         The image scaler fitted on the reference image.
+    image_weights : ndarray, shape (Di,), or None
+        Per-feature weights the session applied to scaled image features (None: all 1).
+    image_support_scaled : ndarray, shape (S, Di), or None
+        The supports' features as the session compared them (scaled, view-averaged,
+        weighted); None: the scaled ``image_support``.
     eds : dict or None
         ``support`` (S, De) raw EDS embeddings, ``mean``/``scale`` of the EDS scaler,
         ``encoder_mean`` and ``components`` of the EDS encoder, ``energy_axis`` (E,) keV.
@@ -68,7 +79,7 @@ class Reference:
         Where the reference came from.
     """
 
-    settings: dict
+    settings: Settings
     classes: list[str]
     colours: list[str]
     support_lab: np.ndarray
@@ -80,6 +91,8 @@ class Reference:
     pixel_size: float | None = None
     pixel_unit: str = "px"
     source: str = ""
+    image_weights: np.ndarray | None = None
+    image_support_scaled: np.ndarray | None = None
 
     @classmethod
     def from_session(cls, session) -> Reference:
@@ -90,11 +103,16 @@ class Reference:
     @classmethod
     def _build(cls, state: dict, arrays: dict, source: str) -> Reference:
         try:
-            settings = dict(state["settings"])
-            colours = {str(c["name"]): str(c["colour"]) for c in state["classes"]}
-            supports = {int(s["chip"]): str(s["class"]) for s in state["supports"]}
+            settings = settings_from_dict(state["settings"], source=source)
+            colours = {str(c["name"]): normalise_colour(c["colour"]) for c in state["classes"]}
+            supports = {as_whole_number(s["chip"], "support chip", minimum=0): str(s["class"])
+                        for s in state["supports"]}
             ds = state.get("dataset", {})
-        except (KeyError, TypeError, ValueError) as err:
+            if not isinstance(ds, dict):
+                raise TypeError("'dataset' is not an object")
+        except InputError as err:
+            raise SessionFileError(f"{err} Fix the session in the app and save it again.") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SessionFileError(f"{source}: malformed session ({type(err).__name__}: {err}).") from None
         order = [c for c in colours if c in supports.values()]
         order += [c for c in dict.fromkeys(supports.values()) if c not in order]
@@ -113,13 +131,18 @@ class Reference:
             eds = {"support": arrays["eds_raw"], "mean": arrays["eds_mean"],
                    "scale": arrays["eds_scale"], "encoder_mean": arrays["eds_encoder_mean"],
                    "components": arrays.get("eds_components"), "energy_axis": arrays["energy_axis"]}
+        _check_arrays(arrays, eds, len(chips), source)
         w = arrays.get("eds_weight")
         return cls(settings=settings, classes=order, colours=[colours.get(c, "#999999") for c in order],
                    support_lab=lab, image_support=np.asarray(arrays["image_raw"]),
                    image_mean=np.asarray(arrays["image_mean"]), image_scale=np.asarray(arrays["image_scale"]),
                    eds=eds, eds_weight=None if w is None else float(w),
                    pixel_size=ds.get("pixel_size"), pixel_unit=str(ds.get("pixel_unit") or "px"),
-                   source=source)
+                   source=source,
+                   image_weights=(None if "image_weights" not in arrays
+                                  else np.asarray(arrays["image_weights"])),
+                   image_support_scaled=(None if "image_support_scaled" not in arrays
+                                         else np.asarray(arrays["image_support_scaled"])))
 
 
 def load_reference(session_path: str | os.PathLike) -> Reference:
@@ -132,35 +155,59 @@ def load_reference(session_path: str | os.PathLike) -> Reference:
     NotEnoughSupportsError
         Fewer than two classes with supports.
     """
-    from .session import _migrate
-
     path = Path(session_path)
-    try:
-        state = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise SessionFileError(f"No session file at {path}.") from None
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise SessionFileError(
-            f"{path.name} is not a readable session JSON ({type(err).__name__}: {err}); "
-            f"a backup may exist as {path.name}.bak.") from None
-    state = _migrate(state)
-    npz = path.with_suffix(".npz")
-    if not npz.exists():
-        raise SessionFileError(
-            f"{npz.name} is missing: batch mode needs the session's reference arrays. Open the "
-            f"session and save it with Session.save({str(path)!r}, arrays=True).")
-    try:
-        with np.load(npz, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise SessionFileError(
-            f"{npz.name} cannot be read ({type(err).__name__}: {str(err)[:150]}); save the session "
-            "again with arrays=True.") from None
+    state = read_state(path)
+    arrays = read_arrays(path, state)
     needed = {"support_chips", "image_raw", "image_mean", "image_scale"}
     if not needed <= set(arrays):
-        raise SessionFileError(f"{npz.name} lacks {sorted(needed - set(arrays))}; save the session again "
-                               "with arrays=True.")
+        raise SessionFileError(f"{path.with_suffix('.npz').name} lacks {sorted(needed - set(arrays))}; "
+                               "save the session again with arrays=True.")
     return Reference._build(state, arrays, path.name)
+
+
+def _check_arrays(arrays: dict, eds: dict | None, n_supports: int, source: str) -> None:
+    """Refuse reference arrays that are not finite, not positive scales, or of mismatched shapes."""
+
+    def bad(what: str) -> SessionFileError:
+        return SessionFileError(f"{source}: the reference arrays are unusable ({what}). Open the session "
+                                "and save it again with arrays=True.")
+
+    def real(key: str, a) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype.kind not in "fiu":
+            raise bad(f"{key} is not numeric")
+        if not np.all(np.isfinite(a)):
+            raise bad(f"{key} has NaN or infinite values")
+        return a.astype(np.float64, copy=False)
+
+    raw = real("image_raw", arrays["image_raw"])
+    mean, scale = real("image_mean", arrays["image_mean"]), real("image_scale", arrays["image_scale"])
+    if raw.ndim != 2 or raw.shape[0] != n_supports:
+        raise bad(f"image_raw has shape {raw.shape}, not ({n_supports}, features)")
+    if mean.shape != (raw.shape[1],) or scale.shape != (raw.shape[1],):
+        raise bad(f"image_mean/image_scale have shapes {mean.shape}/{scale.shape}, not ({raw.shape[1]},)")
+    if np.any(scale <= 0):
+        raise bad("image_scale has zero or negative entries")
+    if "image_weights" in arrays:
+        w = real("image_weights", arrays["image_weights"])
+        if w.shape != (raw.shape[1],) or np.any(w < 0):
+            raise bad(f"image_weights has shape {w.shape} or negative entries")
+        sup = real("image_support_scaled", arrays.get("image_support_scaled", raw))
+        if sup.shape != raw.shape:
+            raise bad(f"image_support_scaled has shape {sup.shape}, not {raw.shape}")
+    if eds is not None:
+        sup = real("eds_raw", eds["support"])
+        escale = real("eds_scale", eds["scale"])
+        real("eds_mean", eds["mean"])
+        real("energy_axis", eds["energy_axis"])
+        if sup.ndim != 2 or sup.shape[0] != n_supports:
+            raise bad(f"eds_raw has shape {sup.shape}, not ({n_supports}, features)")
+        if np.any(escale <= 0):
+            raise bad("eds_scale has zero or negative entries")
+    if "eds_weight" in arrays:
+        w = real("eds_weight", arrays["eds_weight"])
+        if w.size != 1 or not 0.0 <= float(w.reshape(-1)[0]) <= 1.0:
+            raise bad(f"eds_weight {w.tolist()} is not one number in [0, 1]")
 
 
 def _eds_features(ref: Reference, dataset: Dataset, grid: ChipGrid, notes: list[str]):
@@ -178,10 +225,8 @@ def _eds_features(ref: Reference, dataset: Dataset, grid: ChipGrid, notes: list[
             f"The EDS energy axis ({new.size} channels, {new[0]:.3g}–{new[-1]:.3g} keV) differs "
             f"from the session's ({energy.size} channels, {energy[0]:.3g}–{energy[-1]:.3g} keV). "
             "Acquire or rebin with the same dispersion and offset, or segment without EDS.")
-    st = ref.settings
-    enc = EDSEncoder(window=tuple(st.get("eds_window") or (None, None)), rebin=int(st.get("eds_rebin", 1)),
-                     n_components=st.get("eds_components"), elements=tuple(st.get("elements") or ()),
-                     mean_=np.asarray(ref.eds["encoder_mean"]), components_=ref.eds["components"])
+    enc = make_eds_encoder(ref.settings, mean_=np.asarray(ref.eds["encoder_mean"]),
+                           components_=ref.eds["components"])
     spectra = chip_spectra(dataset.eds, grid, dataset.eds_binning)
     scaler = Scaler(per_feature=False, mean_=ref.eds["mean"], scale_=ref.eds["scale"])
     return (scaler.transform(enc.transform(spectra, energy)),
@@ -215,7 +260,7 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None) -> Resul
         The saved embeddings do not fit the encoder (the session file is inconsistent).
     """
     st = ref.settings
-    grid = ChipGrid(*dataset.shape, int(st["chip_size"]), st.get("stride"), st.get("edge", "shift"))
+    grid = make_grid(dataset.shape, st)
     notes: list[str] = []
     if ref.pixel_size and dataset.pixel_size and dataset.pixel_unit == ref.pixel_unit:
         ratio = dataset.pixel_size / ref.pixel_size
@@ -223,25 +268,28 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None) -> Resul
             notes.append(f"pixel size {dataset.pixel_size:g} {dataset.pixel_unit} differs from the "
                          f"session's {ref.pixel_size:g} by ×{ratio:.2f}: chips see other features; "
                          "resample the image to the session's pixel size for reliable results")
-    raw = encode_chips(dataset.image, grid, get_encoder(st.get("encoder")), progress=progress)
+    raw = encode_chips(dataset.image, grid, get_encoder(st.encoder), progress=progress)
     if raw.shape[1] != ref.image_support.shape[1]:
         raise SessionFileError(
             f"The session's saved embeddings have {ref.image_support.shape[1]} features but encoder "
-            f"{st.get('encoder')!r} gives {raw.shape[1]}: the .npz is from other settings. Save the "
+            f"{st.encoder!r} gives {raw.shape[1]}: the .npz is from other settings. Save the "
             "session again with arrays=True.")
     scaler = Scaler(per_feature=True, mean_=ref.image_mean, scale_=ref.image_scale)
     img, sup = scaler.transform(raw), scaler.transform(ref.image_support)
+    if ref.image_weights is not None:  # the metric the session's supports defined
+        img = img * ref.image_weights
+        sup = ref.image_support_scaled if ref.image_support_scaled is not None else sup * ref.image_weights
     eds, sup_eds = _eds_features(ref, dataset, grid, notes)
     w = None
     if eds is not None:
-        saved = st.get("eds_weight", "auto")
+        saved = st.eds_weight
         w = ref.eds_weight if ref.eds_weight is not None else (0.5 if saved == "auto" else float(saved))
     probs = prototype_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
-        eds_weight=w or 0.0, fusion=st.get("fusion", "early"), metric=st.get("metric", "sqeuclidean"))
+        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric)
     return Result(classes=list(ref.classes), colours=list(ref.colours), probabilities=probs,
                   is_support=np.zeros(grid.n_chips, dtype=bool),
-                  threshold=float(st.get("threshold", 0.5)), grid=grid, eds_weight=w, notes=notes)
+                  threshold=float(st.threshold), grid=grid, eds_weight=w, notes=notes)
 
 
 # --------------------------------------------------------------------------- one task
@@ -285,16 +333,35 @@ def _segment_one(ref: Reference, entry: Entry, prefix: str, formats: Sequence[st
     return row
 
 
-def _prefixes(entries: Sequence[Entry], out_dir: Path) -> list[str]:
-    """Output prefix per image: the file stem, made unique (a_1, a_2) when stems repeat."""
-    seen: dict[str, int] = {}
-    out = []
-    for entry in entries:
+def _prefixes(entries: Sequence[Entry], out_dir: Path, taken: dict[str, str] | None = None) -> list[str]:
+    """Output prefix per image: its file stem, made unique when stems repeat.
+
+    ``a/x.tif``, ``b/x.tif`` and ``a/x_2.tif`` get ``x``, ``x_3`` and ``x_2``: every plain stem
+    is reserved first, then repeats take the next free ``<stem>_<n>``; names are compared
+    without case (file systems on Windows and macOS ignore it). ``taken`` maps files to the
+    names an earlier run gave them (``--resume``), which they keep.
+    """
+    taken = dict(taken or {})
+    names: list[str | None] = [None] * len(entries)
+    used: set[str] = set()
+    for k, entry in enumerate(entries):
+        name = taken.get(str(_entry_paths(entry)[0]))
+        if name and name.lower() not in used:
+            names[k] = name
+            used.add(name.lower())
+    for k, entry in enumerate(entries):
         stem = _entry_paths(entry)[0].stem
-        n = seen.get(stem, 0)
-        seen[stem] = n + 1
-        out.append(str(out_dir / (stem if n == 0 else f"{stem}_{n + 1}")))
-    return out
+        if names[k] is None and stem.lower() not in used:
+            names[k] = stem
+            used.add(stem.lower())
+    for k, entry in enumerate(entries):
+        if names[k] is None:
+            stem, n = _entry_paths(entry)[0].stem, 2
+            while f"{stem}_{n}".lower() in used:
+                n += 1
+            names[k] = f"{stem}_{n}"
+            used.add(names[k].lower())
+    return [str(out_dir / n) for n in names]
 
 
 def _expand(files: Sequence[Entry]) -> list[Entry]:
@@ -308,31 +375,132 @@ def _expand(files: Sequence[Entry]) -> list[Entry]:
     return out
 
 
-def _run_local(ref, entries, prefixes, formats, load_kwargs, scheduler, workers, bar) -> list[dict]:
+class _Summary:
+    """``summary.csv``, rewritten atomically as images finish, and once more at the end.
+
+    Up to 200 rows, every finished image rewrites it; beyond, at most every
+    :data:`SUMMARY_EVERY_S` seconds (rewriting 10,000 rows per image would cost more than the
+    images). :meth:`flush` runs in a ``finally``, so Ctrl-C keeps what finished.
+    """
+
+    def __init__(self, path: Path, n: int, done: dict[int, dict]) -> None:
+        self.path, self.rows = path, dict(done)
+        self.n = n
+        self._written_at = 0.0
+        self._dirty = False
+
+    def add(self, k: int, row: dict) -> None:
+        import time
+
+        self.rows[k] = row
+        self._dirty = True
+        if len(self.rows) <= 200 or time.monotonic() - self._written_at >= SUMMARY_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        import time
+
+        from .export import write_summary_csv
+
+        if self._dirty or not self.path.exists():
+            write_summary_csv(self.path, [self.rows[i] for i in sorted(self.rows)])
+            self._written_at, self._dirty = time.monotonic(), False
+
+    def ordered(self) -> list[dict]:
+        return [self.rows[i] for i in range(self.n) if i in self.rows]
+
+
+def _finished(out: Path) -> dict[str, dict]:
+    """Rows of an earlier run's summary that finished ("ok") with their outputs present."""
+    path = out / "summary.csv"
+    if not path.exists():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{path} cannot be read to resume ({err}); delete it to start over.") from None
+    done = {}
+    for r in rows:
+        name = r.get("name") or ""
+        if r.get("status") == "ok" and name and (out / f"{name}_chips.csv").exists():
+            done[r.get("file", "")] = {k: v for k, v in r.items() if v != ""}
+    return done
+
+
+def _run_local(ref, todo, formats, load_kwargs, scheduler, workers, bar, summary) -> None:
     import dask
     from dask.callbacks import Callback
 
+    keys = {}
+
     class _Tick(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
-            if isinstance(result, dict) and "status" in result:
+            if key in keys and isinstance(result, dict) and "status" in result:
+                summary.add(keys[key], result)
                 bar.update(1)
 
     ref_d = dask.delayed(ref, traverse=False)
-    tasks = [dask.delayed(_segment_one, pure=False)(ref_d, e, p, formats, load_kwargs)
-             for e, p in zip(entries, prefixes, strict=True)]
+    tasks = []
+    for k, entry, prefix in todo:
+        t = dask.delayed(_segment_one, pure=False)(ref_d, entry, prefix, formats, load_kwargs)
+        keys[t.key] = k
+        tasks.append(t)
     with _Tick():
-        return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
+        dask.compute(*tasks, scheduler=scheduler, num_workers=workers)
 
 
-def _run_distributed(ref, entries, prefixes, formats, load_kwargs, client, bar) -> list[dict]:
+def _run_distributed(ref, todo, formats, load_kwargs, client, bar, summary) -> None:
     from distributed import as_completed
 
     ref_f = client.scatter(ref, broadcast=True)
-    futures = [client.submit(_segment_one, ref_f, e, p, formats, load_kwargs, pure=False)
-               for e, p in zip(entries, prefixes, strict=True)]
-    for _ in as_completed(futures):
+    futures = {client.submit(_segment_one, ref_f, e, p, formats, load_kwargs, pure=False): k
+               for k, e, p in todo}
+    for fut in as_completed(list(futures), loop=client.loop):  # this client, not a default one
+        summary.add(futures[fut], fut.result())
         bar.update(1)
-    return client.gather(futures)
+
+
+def _reach(address: str, timeout: float) -> None:
+    """Check that a scheduler address is well formed and answers, before a Client is made.
+
+    A ``distributed.Client`` that fails half-way stays registered and retries in the
+    background, so the usual mistakes (a typo, a stopped scheduler) are caught here.
+    """
+    import socket
+
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    scheme, location = parse_address(address)
+    if scheme not in backends:
+        raise ValueError(f"unknown address scheme {scheme!r}; use one of {sorted(backends)}")
+    if scheme in ("tcp", "tls", "ws", "wss"):
+        host, port = parse_host_port(location)
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+
+
+def _client(scheduler: Any, timeout: float):
+    """A ``distributed.Client`` for an address, or an error saying the cluster is unreachable."""
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise InputError(f"Dask distributed is not installed ({err}); "
+                         "pip install 'stem_fsl_widgets[batch]'.") from None
+
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    try:
+        _reach(str(scheduler), timeout)
+        # Not the process-wide default: nothing else in this process is sent to that cluster.
+        return Client(scheduler, timeout=f"{timeout}s", set_as_default=False), True
+    except Exception as err:  # OSError, TimeoutError, ValueError for a malformed address...
+        msg = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise InputError(
+            f"Cannot connect to the Dask scheduler at {scheduler!r} ({msg}). Check the address "
+            "(e.g. tcp://host:8786) and that the scheduler is running, or leave out --scheduler "
+            "to run on this machine.") from None
 
 
 def segment_files(
@@ -345,6 +513,8 @@ def segment_files(
     formats: Sequence[str] = ("tif", "hspy"),
     progress: bool = True,
     load_kwargs: dict | None = None,
+    resume: bool = False,
+    connect_timeout: float = 10.0,
 ) -> list[dict]:
     """Segment many images with a saved session and write maps, per-chip CSVs and a summary.
 
@@ -356,9 +526,11 @@ def segment_files(
     files : sequence of paths, or of (image_path, eds_path) pairs
         Images readable by :func:`stem_fsl_widgets.load`; glob patterns are expanded.
     out_dir : str or Path
-        Created if needed. Per image ``<stem>_labels.*``, ``<stem>_entropy.*`` (TIFF with
+        Created if needed. Per image ``<name>_labels.*``, ``<name>_entropy.*`` (TIFF with
         ImageJ calibration, ``.hspy`` with calibrated axes and class names), and
-        ``<stem>_chips.csv``; over all images ``summary.csv``.
+        ``<name>_chips.csv``, where ``<name>`` is the file's stem, made unique when several
+        inputs share one (``x``, ``x_2``, ...; the summary's ``name`` column says which is
+        which); over all images ``summary.csv``, rewritten after every image.
     scheduler : str or distributed.Client, optional
         None: the local Dask scheduler with processes. "threads" or "synchronous": those
         local schedulers. An address ("tcp://host:8786") or a ``distributed.Client``: an
@@ -371,24 +543,28 @@ def segment_files(
         Show a tqdm progress bar (one tick per image).
     load_kwargs : dict, optional
         Passed to :func:`stem_fsl_widgets.load` for every file (``image=``, ``eds=``, ...).
+    resume : bool
+        Skip images that ``out_dir/summary.csv`` lists as "ok" and whose outputs exist (after
+        an interrupted run); their rows are kept.
+    connect_timeout : float
+        Seconds to wait for a scheduler address to answer.
 
     Returns
     -------
     list of dict
         One row per file, in input order: ``file``, ``name``, ``status`` ("ok" or "error"),
         ``error``, ``n_chips``, ``fraction_<class>``, ``uncertain_fraction``, ``eds_weight``,
-        ``notes``. The same rows are written to ``summary.csv``.
+        ``notes``. The same rows are in ``summary.csv``.
 
     Raises
     ------
     SessionFileError, NotEnoughSupportsError
         The session cannot be applied (before any image is touched).
     InputError
-        Unknown format, no files, or workers < 1.
+        Unknown format, no files, workers < 1, an output folder that cannot be made, or a
+        scheduler that cannot be reached.
     """
     from tqdm.auto import tqdm
-
-    from .export import write_summary_csv
 
     if hasattr(session_path, "reference_arrays"):
         ref = Reference.from_session(session_path)
@@ -398,31 +574,46 @@ def segment_files(
     bad = [f for f in formats if f not in _FORMATS]
     if bad:
         raise InputError(f"Unknown output format(s) {bad}; choose from tif, hspy, png.")
-    if workers is not None and int(workers) < 1:
-        raise InputError(f"workers must be at least 1, not {workers}.")
+    if workers is not None:
+        workers = as_whole_number(workers, "workers", minimum=1)
     entries = _expand(list(files))
     if not entries:
         raise InputError("No input files given (or no file matches the pattern).")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    prefixes = _prefixes(entries, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"--out {out} is a file, not a folder; name a folder for the results.") from None
+    except OSError as err:
+        raise InputError(f"Cannot create the output folder {out} ({err.strerror or err}).") from None
+    if not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder; name a folder for the results.")
+    earlier = _finished(out) if resume else {}
+    prefixes = _prefixes(entries, out, {f: r["name"] for f, r in earlier.items()})
+    done = {k: earlier[str(_entry_paths(e)[0])] for k, e in enumerate(entries)
+            if str(_entry_paths(e)[0]) in earlier
+            and earlier[str(_entry_paths(e)[0])]["name"] == Path(prefixes[k]).name}
+    todo = [(k, e, p) for k, (e, p) in enumerate(zip(entries, prefixes, strict=True)) if k not in done]
+    summary = _Summary(out / "summary.csv", len(entries), done)
     load_kwargs = dict(load_kwargs or {})
-    with tqdm(total=len(entries), desc="segmenting", unit="image", disable=not progress) as bar:
-        if scheduler is None or scheduler in ("processes", "threads", "synchronous", "sync"):
-            rows = _run_local(ref, entries, prefixes, formats, load_kwargs,
-                              scheduler or "processes", workers, bar)
-        else:
-            from distributed import Client
-
-            own = not isinstance(scheduler, Client)
-            client = Client(scheduler) if own else scheduler
-            try:
-                rows = _run_distributed(ref, entries, prefixes, formats, load_kwargs, client, bar)
-            finally:
-                if own:
-                    client.close()
-    write_summary_csv(out / "summary.csv", rows)
-    return rows
+    client, own = (None, False)
+    if todo and not (scheduler is None or scheduler in ("processes", "threads", "synchronous", "sync")):
+        client, own = _client(scheduler, connect_timeout)  # before any image: a bad address fails fast
+    try:
+        with tqdm(total=len(entries), initial=len(done), desc="segmenting", unit="image",
+                  disable=not progress) as bar:
+            if not todo:
+                pass
+            elif client is None:
+                _run_local(ref, todo, formats, load_kwargs, scheduler or "processes", workers, bar, summary)
+            else:
+                _run_distributed(ref, todo, formats, load_kwargs, client, bar, summary)
+    finally:
+        if own:
+            client.close()
+        if summary.rows or not todo:
+            summary.flush()  # also after Ctrl-C: what finished is listed, --resume continues
+    return summary.ordered()
 
 
 # --------------------------------------------------------------------------- command line
@@ -430,16 +621,23 @@ def _selector(value: str | None) -> int | str | None:
     return int(value) if value is not None and value.lstrip("-").isdigit() else value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's own hook)
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} -h)\n")
+
+
 def cli_segment(argv: list[str] | None = None) -> int:
-    """``stem-fsl segment SESSION.json FILES... --out DIR [--scheduler ADDR] [--workers N]``.
+    """``stem-fsl segment SESSION.json FILES... --out DIR [--scheduler ADDR] [--workers N] [--resume]``.
 
     Returns
     -------
     int
         0 when every image was segmented, 1 when some failed (listed on stderr), 2 when the
-        session or the arguments are unusable.
+        session or the arguments are unusable (one line on stderr, never a traceback).
     """
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="stem-fsl segment",
         description="Apply a saved session (SESSION.json + SESSION.npz, written by "
                     "Session.save(path, arrays=True)) to many images.")
@@ -453,6 +651,8 @@ def cli_segment(argv: list[str] | None = None) -> int:
                    help="map formats (default: tif hspy)")
     p.add_argument("--image", help="image to use in multi-signal files: index or title (e.g. HAADF)")
     p.add_argument("--eds", help="EDS cube to use: index or title; 'none' to ignore EDS")
+    p.add_argument("--resume", action="store_true",
+                   help="skip images the output folder's summary.csv lists as done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     try:
         args = p.parse_args(argv)
@@ -462,9 +662,16 @@ def cli_segment(argv: list[str] | None = None) -> int:
     try:
         rows = segment_files(args.session, args.files, args.out, scheduler=args.scheduler,
                              workers=args.workers, formats=args.formats,
-                             progress=not args.no_progress, load_kwargs=load_kwargs)
+                             progress=not args.no_progress, load_kwargs=load_kwargs, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"stem-fsl segment: interrupted; {Path(args.out) / 'summary.csv'} lists the images "
+              "finished so far; run again with --resume to continue.", file=sys.stderr)
+        return 130
     except SFWError as err:
-        print(f"stem-fsl segment: {err}", file=sys.stderr)
+        print(f"stem-fsl segment: {one_line(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # never a traceback for a user; the type helps a bug report
+        print(f"stem-fsl segment: unexpected {type(err).__name__}: {one_line(err)}", file=sys.stderr)
         return 2
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
@@ -472,3 +679,8 @@ def cli_segment(argv: list[str] | None = None) -> int:
     print(f"{len(rows) - len(failed)} of {len(rows)} images segmented; summary: "
           f"{Path(args.out) / 'summary.csv'}")
     return 1 if failed else 0
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (line breaks folded)."""
+    return " ".join(str(err).split()) or type(err).__name__

@@ -75,13 +75,8 @@ def bench_latency(sizes: list[int], clicks: int) -> list[dict]:
     rows = []
     rng = np.random.default_rng(0)
     for n_chips in sizes:
-        side = int(np.sqrt(n_chips)) * 32
-        img = rng.normal(size=(side, side)).astype(np.float32)
-        img[: side // 2] *= 3.0
-        energy = np.linspace(0.1, 10.0, 128)
-        eds = rng.poisson(0.2, size=(side // 4, side // 4, 128)).astype(np.uint16)
-        ds = Dataset(img, eds=eds, energy_axis=energy, eds_binning=4)
-        s = Session(ds, chip_size=32)
+        s = _latency_session(n_chips, rng)
+        side = s.dataset.shape[0]
         t = time.perf_counter()
         s.encode()
         t_encode = time.perf_counter() - t
@@ -245,6 +240,56 @@ def _markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latency_session(n_chips: int, rng: np.random.Generator) -> Session:
+    side = int(np.sqrt(n_chips)) * 32
+    img = rng.normal(size=(side, side)).astype(np.float32)
+    img[: side // 2] *= 3.0
+    energy = np.linspace(0.1, 10.0, 128)
+    eds = rng.poisson(0.2, size=(side // 4, side // 4, 128)).astype(np.uint16)
+    return Session(Dataset(img, eds=eds, energy_axis=energy, eds_binning=4), chip_size=32)
+
+
+def bench_many_supports(n_chips: int, supports: list[int], clicks: int) -> list[dict]:
+    """Click median with many supports (drag-painting), EDS weight "auto", 4 classes."""
+    rows = []
+    rng = np.random.default_rng(1)
+    s = _latency_session(n_chips, rng)
+    s.encode()
+    for n_sup in supports:
+        s.clear()
+        chips = rng.choice(s.n_chips, size=n_sup + clicks, replace=False)
+        for k, cls in enumerate("abcd"):
+            s.label_many(chips[k : n_sup : 4], cls)  # a drag per class
+        times = []
+        for j, chip in enumerate(chips[n_sup:]):
+            t = time.perf_counter()
+            s.label(int(chip), "abcd"[j % 4])
+            times.append(time.perf_counter() - t)
+        ms = np.array(times) * 1e3
+        rows.append({"n_chips": s.n_chips, "supports": n_sup, "median_ms": float(np.median(ms)),
+                     "p95_ms": float(np.percentile(ms, 95)), "eds_weight": s.result.eds_weight})
+        print(f"  {s.n_chips} chips, {n_sup:4d} supports: click median {rows[-1]['median_ms']:6.1f} ms, "
+              f"p95 {rows[-1]['p95_ms']:6.1f} ms (auto EDS weight {s.result.eds_weight:.2f})")
+    return rows
+
+
+def bench_refine(ds: Dataset) -> dict:
+    """Seconds to the pixel-resolution maps after a click (off the click path), demo data."""
+    s = Session(ds)
+    truth, purity = chip_truth(ds.ground_truth, s.grid)
+    for i, c in draw_supports(truth, purity, 3, np.random.default_rng(0)).items():
+        s.label(i, ds.truth_classes[c])
+    t = time.perf_counter()
+    _ = s.result.label_map
+    first = time.perf_counter() - t
+    s.label(int(np.flatnonzero(~s.result.is_support)[0]), ds.truth_classes[0])
+    t = time.perf_counter()
+    _ = s.result.label_map
+    again = time.perf_counter() - t
+    print(f"  pixel maps: {first:.1f} s the first time (pixel features included), {again:.1f} s after a click")
+    return {"first_s": first, "after_click_s": again}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; ``--quick`` for a smoke run with small sizes and few draws."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -263,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     print("2. Click latency: label() + classify() from cached embeddings")
     sizes = [1024] if args.quick else [1024, 4096, 16384]
     results["latency"] = bench_latency(sizes, 10 if args.quick else 50)
+    print("2b. Click latency with many supports (auto EDS weight)")
+    results["many_supports"] = bench_many_supports(1024 if args.quick else 4096,
+                                                   [20, 100] if args.quick else [20, 100, 200, 400],
+                                                   5 if args.quick else 20)
     print(f"3. Accuracy on the demo data ({draws} support draws per cell)")
     ds = demo()
     results["accuracy"] = bench_accuracy(ds, draws)
@@ -270,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     results["encoder_choice"] = bench_encoder_choice(ds, draws)
     print("3c. Other acquisitions (fused auto, k=3)")
     results["robustness"] = bench_robustness(2 if args.quick else 5)
+    print("3d. Pixel-resolution maps (after a click, off its path)")
+    results["refine"] = bench_refine(ds)
     print("4. Peer: scikit-image trainable segmentation on the same supports")
     results["peer"] = bench_peer(ds, draws)
     (out / ("engine_quick.json" if args.quick else "engine.json")).write_text(json.dumps(results, indent=1))

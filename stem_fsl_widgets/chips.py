@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CalibrationError, GridError
+from .errors import CalibrationError, GridError, InputError
 
 __all__ = ["ChipGrid", "chip_spectra", "eds_ranges"]
 
@@ -257,6 +257,18 @@ def eds_ranges(starts: np.ndarray, size: int, binning: float, n_eds: int) -> tup
     return lo.astype(np.int64), hi.astype(np.int64)
 
 
+def _raise_non_finite(slab: np.ndarray, row0: int) -> None:
+    """Refuse an EDS slab with NaN or infinite counts, saying where the first one is."""
+    bad = ~np.isfinite(slab)
+    y, x, e = np.argwhere(bad)[0]
+    raise InputError(
+        f"The EDS cube holds NaN or infinite counts ({int(bad.sum())} in EDS rows {row0}–"
+        f"{row0 + slab.shape[0] - 1}; the first at EDS pixel (row {row0 + int(y)}, column {int(x)}), "
+        f"channel {int(e)}). Replace them (e.g. with 0 for dead pixels) or crop them out before "
+        "loading; a NaN would make every probability NaN."
+    )
+
+
 def chip_spectra(eds, grid: ChipGrid, binning: float, *, progress=None) -> np.ndarray:
     """Sum the EDS spectra inside each chip, chunk-wise by chip row.
 
@@ -300,13 +312,22 @@ def chip_spectra(eds, grid: ChipGrid, binning: float, *, progress=None) -> np.nd
             slab = eds[key[0] : key[1]]
             if hasattr(slab, "compute"):  # dask: load just this slab
                 slab = slab.compute()
-            # Sum in integer precision where possible, then a running sum along x.
-            acc = np.asarray(slab).sum(axis=0, dtype=np.float64)
+            # Sum in float64 (a float32 sum of a big cube overflows), then a running sum along x.
+            slab = np.asarray(slab)
+            acc = slab.sum(axis=0, dtype=np.float64)
+            if not np.all(np.isfinite(acc)):
+                _raise_non_finite(slab, key[0])
             cache = {key: np.concatenate([np.zeros((1, n_e)), np.cumsum(acc, axis=0)])}
         csum = cache[key]
-        out[r] = (csum[chi] - csum[clo]).astype(np.float32)
+        with np.errstate(over="ignore"):  # checked below, with a message
+            out[r] = (csum[chi] - csum[clo]).astype(np.float32)
         if progress is not None:
             progress((r + 1) / grid.n_rows)
+    if not np.all(np.isfinite(out)):
+        raise InputError(
+            "The EDS counts summed over a chip exceed the float32 range; the cube does not hold "
+            "X-ray counts (check its scale, or load the raw counts)."
+        )
     if np.any(out < 0):
         raise CalibrationError(
             "The EDS cube has negative counts; it must hold raw X-ray counts (≥ 0). Undo any "

@@ -9,12 +9,23 @@ embedding size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
+from .distances import (
+    cosine_distances,
+    normalised_entropy,
+    predict_log_proba,
+    prototypes,
+    squared_distances,
+    temperature,
+)
 from .errors import NotEnoughSupportsError
+from .fusion import fuse_early, fuse_late
+from .suggest import rank_suggestions, reason
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -31,83 +42,6 @@ __all__ = [
 #: Normalised entropy above which a chip is flagged uncertain. For two classes 0.5 means the
 #: winning class has p < 0.89; for four, roughly p < 0.80.
 DEFAULT_THRESHOLD = 0.5
-
-
-def prototypes(
-    emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int
-) -> np.ndarray:
-    """Mean embedding of each class's supports.
-
-    Parameters
-    ----------
-    emb : ndarray, shape (N, D)
-    support_idx : ndarray of int, shape (S,)
-        Chip indices of the supports.
-    support_lab : ndarray of int, shape (S,)
-        Class index (0..n_classes-1) of each support.
-    n_classes : int
-
-    Returns
-    -------
-    ndarray, shape (n_classes, D)
-
-    Raises
-    ------
-    NotEnoughSupportsError
-        If a class has no support.
-
-    Examples
-    --------
-    >>> emb = np.array([[0., 0.], [2., 0.], [10., 10.]])
-    >>> prototypes(emb, np.array([0, 1, 2]), np.array([0, 0, 1]), 2)
-    array([[ 1.,  0.],
-           [10., 10.]])
-    """
-    support_idx = np.asarray(support_idx, dtype=np.int64)
-    support_lab = np.asarray(support_lab, dtype=np.int64)
-    counts = np.bincount(support_lab, minlength=n_classes)
-    if np.any(counts == 0):
-        missing = [int(k) for k in np.flatnonzero(counts == 0)]
-        raise NotEnoughSupportsError(
-            f"Class(es) {missing} have no labelled chip; label at least one chip of every class "
-            "(or remove the empty class) before classifying."
-        )
-    sums = np.zeros((n_classes, emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, support_lab, emb[support_idx])
-    return sums / counts[:, None]
-
-
-def squared_distances(emb: np.ndarray, protos: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances (N, K), clipped at 0 against round-off."""
-    e = np.asarray(emb, dtype=np.float64)
-    p = np.asarray(protos, dtype=np.float64)
-    d = (e**2).sum(1)[:, None] - 2.0 * e @ p.T + (p**2).sum(1)[None, :]
-    return np.maximum(d, 0.0)
-
-
-def cosine_distances(emb: np.ndarray, protos: np.ndarray) -> np.ndarray:
-    """``1 - cos`` between chips and prototypes, shape (N, K), in [0, 2]."""
-    e = np.asarray(emb, dtype=np.float64)
-    p = np.asarray(protos, dtype=np.float64)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
-    return np.clip(1.0 - e @ p.T, 0.0, 2.0)
-
-
-def temperature(dist: np.ndarray) -> float:
-    """Median distance of a chip to its nearest prototype (> 0); the logit scale."""
-    t = float(np.median(dist.min(axis=1)))
-    if not np.isfinite(t) or t <= 1e-12:
-        t = float(np.mean(dist)) or 1.0
-    return t
-
-
-def predict_log_proba(dist: np.ndarray, temp: float | None = None) -> np.ndarray:
-    """Log-probabilities (N, K) from distances: ``log softmax(-d / T)``."""
-    t = temperature(dist) if temp is None else float(temp)
-    z = -dist / t
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def prototype_probabilities(
@@ -147,8 +81,6 @@ def prototype_probabilities(
     -------
     ndarray, shape (N, n_classes), rows summing to 1
     """
-    from .fusion import fuse_early, fuse_late
-
     dist = cosine_distances if metric == "cosine" else squared_distances
     sup_idx = np.arange(len(support_lab))
 
@@ -162,23 +94,6 @@ def prototype_probabilities(
         lp = fuse_late(logp(image_emb, support_image), logp(eds_emb, support_eds), eds_weight)
     probs = np.exp(lp)
     return probs / probs.sum(axis=1, keepdims=True)
-
-
-def normalised_entropy(p: np.ndarray) -> np.ndarray:
-    """``-Σ p log p / log K`` per row, in [0, 1].
-
-    Examples
-    --------
-    >>> normalised_entropy(np.array([[0.5, 0.5], [1.0, 0.0]]))
-    array([1., 0.])
-    """
-    p = np.asarray(p, dtype=np.float64)
-    k = p.shape[1]
-    if k < 2:
-        return np.zeros(p.shape[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    return np.clip(h / np.log(k), 0.0, 1.0) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 @dataclass(eq=False)
@@ -204,6 +119,10 @@ class Result:
     eds_weight : float or None
         The image↔EDS weight actually used (resolved when "auto"); None without EDS.
     grid : ChipGrid
+    refiner : callable, optional
+        ``refiner(result) -> (H, W, K)`` pixel probabilities (see :mod:`.refine`). With one,
+        :attr:`label_map`, :attr:`entropy_map` and :attr:`pixel_fractions` are at pixel
+        resolution, computed on first use; :attr:`chip_label_map` stays the chip-level map.
     """
 
     classes: list[str]
@@ -214,6 +133,7 @@ class Result:
     grid: object
     eds_weight: float | None = None
     notes: list[str] = field(default_factory=list)
+    refiner: Callable[[Result], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.labels = np.argmax(self.probabilities, axis=1).astype(np.int64)
@@ -244,15 +164,15 @@ class Result:
         return np.repeat(np.repeat(cell_values, hy, axis=0), wx, axis=1)
 
     @cached_property
-    def label_map(self) -> np.ndarray:
-        """Pixel class index (H, W), int16; -1 where no chip covers the pixel."""
+    def chip_label_map(self) -> np.ndarray:
+        """Chip-level pixel class index (H, W), int16: overlap-averaged chip probabilities; -1 uncovered."""
         cell = self._cell_probs[0]
         lab = np.where(np.isnan(cell[..., 0]), -1, np.argmax(np.nan_to_num(cell), axis=2))
         return self._expand(lab.astype(np.int16))
 
     @cached_property
-    def entropy_map(self) -> np.ndarray:
-        """Pixel normalised entropy (H, W), float32, of the overlap-averaged probabilities."""
+    def chip_entropy_map(self) -> np.ndarray:
+        """Chip-level normalised entropy (H, W), float32, of the overlap-averaged probabilities."""
         cell = self._cell_probs[0]
         k = cell.shape[2]
         h = normalised_entropy(np.nan_to_num(cell.reshape(-1, k))).reshape(cell.shape[:2])
@@ -260,8 +180,52 @@ class Result:
         return self._expand(h.astype(np.float32))
 
     @cached_property
+    def pixel_probabilities(self) -> np.ndarray | None:
+        """Pixel class probabilities (H, W, K) from the refiner (computed once); None without one."""
+        if self.refiner is None:
+            return None
+        return self.refiner(self)
+
+    @property
+    def pixel_maps_ready(self) -> bool:
+        """Whether the pixel-resolution maps are computed (always true without a refiner)."""
+        return self.refiner is None or "pixel_probabilities" in self.__dict__
+
+    @cached_property
+    def label_map(self) -> np.ndarray:
+        """Pixel class index (H, W), int16, at pixel resolution when refined; -1 where no chip covers."""
+        p = self.pixel_probabilities
+        if p is None:
+            return self.chip_label_map
+        lab = np.argmax(np.nan_to_num(p, nan=0.0), axis=2).astype(np.int16)
+        lab[np.isnan(p[..., 0])] = -1
+        return lab
+
+    @cached_property
+    def entropy_map(self) -> np.ndarray:
+        """Pixel normalised entropy (H, W), float32 (NaN where no chip covers the pixel)."""
+        p = self.pixel_probabilities
+        if p is None:
+            return self.chip_entropy_map
+        k = p.shape[2]
+        h = normalised_entropy(np.nan_to_num(p.reshape(-1, k))).reshape(p.shape[:2]).astype(np.float32)
+        h[np.isnan(p[..., 0])] = np.nan
+        return h
+
+    @cached_property
+    def pixel_fractions(self) -> dict[str, float]:
+        """Area fraction of each class from :attr:`label_map` (pixel resolution when refined)."""
+        lab = self.label_map
+        counts = np.bincount(lab[lab >= 0].ravel().astype(np.int64), minlength=self.n_classes)
+        tot = max(int(counts.sum()), 1)
+        return {c: float(counts[k] / tot) for k, c in enumerate(self.classes)}
+
+    @cached_property
     def fractions(self) -> dict[str, float]:
-        """Area fraction of each class over the covered image (pixel-weighted)."""
+        """Area fraction of each class over the covered image, from the chips (instant).
+
+        See :attr:`pixel_fractions` for the fractions of the pixel-resolution map.
+        """
         cell, hy, wx = self._cell_probs
         area = hy[:, None] * wx[None, :]
         covered = ~np.isnan(cell[..., 0])
@@ -275,10 +239,16 @@ class Result:
         return float(self.uncertain.mean())
 
     def suggest(self, n: int = 5) -> np.ndarray:
-        """The ``n`` most uncertain unlabelled chips: the best next chips to label."""
-        h = np.where(self.is_support, -np.inf, self.entropy)
-        order = np.argsort(-h, kind="stable")
-        return order[: min(n, int((~self.is_support).sum()))]
+        """The ``n`` unlabelled chips best worth a click: most uncertain first, spread out.
+
+        See :mod:`stem_fsl_widgets.suggest`.
+        """
+        return rank_suggestions(self.entropy, self.is_support, self.grid.n_cols,
+                                min(int(n), int((~self.is_support).sum())))
+
+    def suggestion_reasons(self, chips) -> list[str]:
+        """Why each chip is suggested, e.g. "between matrix (52 %) and oxide (41 %)"."""
+        return [reason(self.probabilities[int(i)], self.classes) for i in np.atleast_1d(chips)]
 
     def changed_chips(self, previous: Result | None) -> np.ndarray:
         """Chips whose label, uncertainty or support state differ from ``previous``."""

@@ -37,3 +37,29 @@ class WeightsError(SFWError, RuntimeError):
 
 class FileFormatError(SFWError, ValueError):
     """A data file could not be read or holds nothing usable."""
+
+
+class DataTooLargeError(FileFormatError):
+    """A file declares more pixels or voxels than the configured caps (see :mod:`.limits`)."""
+
+
+class ExportPathError(InputError):
+    """An export path leaves the export root (``..``, absolute, ``~``, or through a symlink)."""
+
+
+class AutosaveError(SFWError, RuntimeError):
+    """An autosave could not be written or restored; the labels in memory are intact."""
+
+
+class ConcurrentWriterError(AutosaveError):
+    """Another tab, kernel or user wrote the same autosave file since this session last did."""
+
+
+class WriteError(SFWError, OSError):
+    """A file could not be written (full disk, read-only or missing folder, no permission).
+
+    Also an :class:`OSError` (with the original ``errno``), so code that handles OSError keeps
+    working; ``reason`` is the system's short explanation ("No space left on device").
+    """
+
+    reason: str = ""

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Scaler", "fuse_early", "fuse_late", "auto_weight"]
+from .distances import normalised_entropy, predict_log_proba, prototypes, squared_distances
+
+__all__ = ["DEFAULT_EDS_WEIGHT", "Scaler", "auto_weight", "fuse_early", "fuse_late",
+           "support_feature_weights"]
+
+
+#: The EDS weight used while "auto" has too few supports to decide (fewer than two classes).
+DEFAULT_EDS_WEIGHT = 0.5
 
 
 @dataclass
@@ -27,12 +34,9 @@ class Scaler:
     per_feature : bool
         Divide each feature by its own standard deviation (image features) or all by one
         number (EDS, whose PCA coordinates share units).
-    chip_norm : bool
-        After scaling, L2-normalise each chip's vector (cosine geometry).
     """
 
     per_feature: bool = True
-    chip_norm: bool = False
     mean_: np.ndarray | None = None
     scale_: np.ndarray | None = None
 
@@ -53,13 +57,53 @@ class Scaler:
     def transform(self, emb: np.ndarray) -> np.ndarray:
         """Apply the fitted scaling, (N, D) float32."""
         x = (np.asarray(emb, dtype=np.float64) - self.mean_) / self.scale_
-        if self.chip_norm:
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return x.astype(np.float32)
 
-    def fit_transform(self, emb: np.ndarray) -> np.ndarray:
-        """Fit on ``emb`` and transform it."""
-        return self.fit(emb).transform(emb)
+
+def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarray,
+                            shrink: float = 0.3) -> np.ndarray:
+    """Per-feature weights from how much each feature varies inside the user's classes.
+
+    A feature that changes a lot between shifted views of the same support, or between
+    supports of one class, is noise for this image; one that stays put inside a class
+    separates classes. Each feature is weighted by ``1 / (within-class variance + shrink ·
+    mean variance over all chips)``, normalised to mean 1 (a diagonal Mahalanobis metric
+    learned from the supports; the shrinkage keeps one or two supports from deciding alone).
+
+    Parameters
+    ----------
+    views : ndarray, shape (V, S, D)
+        Scaled embeddings of V views (the chip itself and shifted windows) of the S supports.
+    labels : ndarray of int, shape (S,)
+        Class of each support.
+    emb : ndarray, shape (N, D)
+        Scaled embeddings of every chip of the image.
+    shrink : float
+
+    Returns
+    -------
+    ndarray, shape (D,), mean 1
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> views = np.stack([np.c_[rng.normal(0, 1, 4), [0., 0., 5., 5.]] for _ in range(3)])
+    >>> chips = np.c_[rng.normal(0, 1, 50), rng.normal(0, 3, 50)]
+    >>> w = support_feature_weights(views, np.array([0, 0, 1, 1]), chips)
+    >>> bool(w[1] > w[0])
+    True
+    """
+    v, s, d = views.shape
+    x = views.reshape(-1, d).astype(np.float64)
+    lab = np.tile(np.asarray(labels, dtype=np.int64), v)
+    n_cls = int(lab.max()) + 1
+    sums = np.zeros((n_cls, d))
+    np.add.at(sums, lab, x)
+    means = sums / np.bincount(lab, minlength=n_cls)[:, None].clip(1)
+    var_w = ((x - means[lab]) ** 2).mean(axis=0)
+    var_t = float(np.asarray(emb, dtype=np.float64).var(axis=0).mean()) or 1.0
+    w = 1.0 / (var_w + shrink * var_t)
+    return w / w.mean()
 
 
 def fuse_early(image_emb: np.ndarray | None, eds_emb: np.ndarray | None, eds_weight: float) -> np.ndarray:
@@ -93,58 +137,71 @@ def fuse_late(logp_image: np.ndarray | None, logp_eds: np.ndarray | None, eds_we
 
 def _confidence(dist: np.ndarray) -> float:
     """Mean ``1 - H/log K`` of the classifier given by distances (N, K)."""
-    from .classify import normalised_entropy, predict_log_proba
-
     return float(1.0 - normalised_entropy(np.exp(predict_log_proba(dist))).mean())
 
 
 def auto_weight(
     image_emb: np.ndarray,
     eds_emb: np.ndarray,
-    support_idx: np.ndarray,
+    support_image: np.ndarray,
+    support_eds: np.ndarray,
     support_lab: np.ndarray,
     n_classes: int,
-    *,
-    n_steps: int = 21,
 ) -> float:
-    """EDS weight in [0, 1] chosen from how well each weighting explains the user's supports.
+    """EDS weight in [0, 1] from how well each modality separates the user's supports.
 
-    Fused squared distances are ``(1-w)·d_image + w·d_eds``. When a class has ≥ 2 supports,
-    ``w`` maximises the leave-one-out log-probability of each held-out support's own class
-    (prototypes rebuilt without it, temperature from all chips). With a single support per
-    class there is nothing to hold out, so each modality is scored by the mean confidence
-    ``1 - H/log K`` of its own classifier over all chips — near 0 for a modality whose
-    prototypes differ only by noise — and ``w = c_eds / (c_image + c_eds)``.
-    Ties go to the weight nearest 0.5.
+    Each modality gets a Fisher score from leave-one-out distances: for each support, the
+    distance to the nearest other class's prototype minus the distance to its own class's
+    prototype rebuilt without it (a class mean that leaves the point out is ``(n/(n-1))²``
+    times farther than the full mean, so this is closed-form), averaged over supports and
+    divided by the mean own-class distance (the spread inside a class). That is the expected
+    log-likelihood ratio a modality contributes per chip, so ``w = F_eds / (F_image + F_eds)``:
+    a modality with no class information (margin ≈ 0) gets ≈ 0 weight however confident the
+    other one is, and two informative modalities share the weight by how well each separates.
+    A click costs O(supports × classes × features) whatever the number of supports.
+
+    With a single support per class there is nothing to hold out, so each modality is scored
+    by the mean confidence ``1 - H/log K`` of its own classifier over all chips, and
+    ``w = c_eds / (c_image + c_eds)``.
+
+    Parameters
+    ----------
+    image_emb, eds_emb : ndarray, shape (N, Di) and (N, De)
+        Scaled embeddings of every chip.
+    support_image, support_eds : ndarray, shape (S, Di) and (S, De)
+        Scaled embeddings of the supports.
+    support_lab : ndarray of int, shape (S,)
+    n_classes : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lab = np.repeat([0, 1], 3)
+    >>> img = np.eye(2)[lab] * 4 + rng.normal(0, 0.3, (6, 2))
+    >>> noise = rng.normal(0, 1, (6, 2))
+    >>> auto_weight(img, noise, img, noise, lab, 2) < 0.1
+    True
     """
-    from .classify import prototypes, squared_distances
-
-    support_idx = np.asarray(support_idx, dtype=np.int64)
     support_lab = np.asarray(support_lab, dtype=np.int64)
-    mods = (image_emb, eds_emb)
-    full = [squared_distances(e, prototypes(e, support_idx, support_lab, n_classes)) for e in mods]
+    s_idx = np.arange(support_lab.size)
     counts = np.bincount(support_lab, minlength=n_classes)
-    held = [j for j in range(support_idx.size) if counts[support_lab[j]] >= 2]
-    if not held:
-        ci, ce = (_confidence(d) for d in full)
-        return 0.5 if ci + ce < 1e-12 else float(ce / (ci + ce))
-    # Distances of each held-out support to prototypes built without it: (n_held, K) per modality.
-    loo = []
-    for e in mods:
-        rows = []
-        for j in held:
-            keep = np.arange(support_idx.size) != j
-            p = prototypes(e, support_idx[keep], support_lab[keep], n_classes)
-            rows.append(squared_distances(e[support_idx[j] : support_idx[j] + 1], p)[0])
-        loo.append(np.array(rows))
-    truth = support_lab[held]
-    ws = np.linspace(0.0, 1.0, n_steps)
-    score = np.empty(n_steps)
-    for n, w in enumerate(ws):
-        temp = float(np.median(((1 - w) * full[0] + w * full[1]).min(1))) or 1.0
-        z = -((1 - w) * loo[0] + w * loo[1]) / temp
-        z -= z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        score[n] = logp[np.arange(len(held)), truth].mean()
-    best = np.flatnonzero(score >= score.max() - 1e-9)
-    return float(ws[best[np.argmin(np.abs(ws[best] - 0.5))]])
+    held = counts[support_lab] >= 2
+    if not held.any():
+        ci, ce = (_confidence(squared_distances(e, prototypes(sup, s_idx, support_lab, n_classes)))
+                  for e, sup in ((image_emb, support_image), (eds_emb, support_eds)))
+        return DEFAULT_EDS_WEIGHT if ci + ce < 1e-12 else float(ce / (ci + ce))
+    scores = []
+    for sup in (support_image, support_eds):
+        d = squared_distances(sup, prototypes(sup, s_idx, support_lab, n_classes))
+        n_own = counts[support_lab].astype(float)
+        own = d[s_idx, support_lab] * (n_own / np.maximum(n_own - 1, 1)) ** 2
+        d[s_idx, support_lab] = np.inf
+        margin = d.min(axis=1) - own
+        spread = float(own[held].mean())
+        scores.append(max(0.0, float(margin[held].mean())) / max(spread, 1e-12))
+    total = scores[0] + scores[1]
+    return DEFAULT_EDS_WEIGHT if total <= 0 else float(scores[1] / total)

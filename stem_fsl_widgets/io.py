@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .dataset import Dataset
 from .errors import FileFormatError, SFWError
 
@@ -42,6 +43,7 @@ __all__ = [
     "from_signals",
     "items_from_signals",
     "load",
+    "load_upload",
     "quiet_reader_logs",
     "read_signals",
     "save_npz",
@@ -271,6 +273,109 @@ def _items_from_npz(path: Path) -> tuple[list[Item], dict]:
     return items, extra
 
 
+# --------------------------------------------------------------------------- size caps
+#: Formats opened lazily first so the shapes they declare are checked before any data is read.
+_PROBE_LAZILY = (".hspy", ".hdf5", ".zspy", ".emd", ".dm3", ".dm4", ".bcf")
+
+#: RosettaSciIO readers that all claim ``.hdf5``; a plain .hdf5 here is HyperSpy's own format.
+_HDF5_READERS = "HSPY (HyperSpy), USID, Delmic"
+
+
+def _npy_header(fp) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an .npy header (nothing else is read)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(fp)
+    else:
+        shape, _, dtype = fmt._read_array_header(fp, version)  # 3.0: utf-8 header
+    return tuple(int(s) for s in shape), np.dtype(dtype)
+
+
+def _declared_npz(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    import zipfile
+
+    out = []
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.endswith(".npy"):
+                with zf.open(name) as fp:
+                    shape, dtype = _npy_header(fp)
+                out.append((name[:-4], shape, dtype))
+    return out
+
+
+def _declared_header(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    """(name, shape, dtype) of each array a TIFF, PNG, .npy or .npz declares; [] if unknown."""
+    ext = path.suffix.lower()
+    try:
+        if ext == ".npy":
+            with open(path, "rb") as fp:
+                shape, dtype = _npy_header(fp)
+            return [(path.stem, shape, dtype)]
+        if ext == ".npz":
+            return _declared_npz(path)
+        if ext in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return [(f"series {k}", tuple(int(d) for d in s.shape), np.dtype(s.dtype))
+                        for k, s in enumerate(tif.series)]
+        if ext == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                w, h = im.size
+            return [(path.stem, (int(h), int(w)), np.dtype(np.uint8))]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:  # unreadable header: the reader itself reports it below
+        return []
+    return []
+
+
+def _declared_signals(signals: list) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    out = []
+    for k, s in enumerate(signals):
+        data = s.data
+        title = str(s.metadata.get_item("General.title", "") or f"signal {k}")
+        out.append((title, tuple(int(d) for d in data.shape), np.dtype(data.dtype)))
+    return out
+
+
+def _decide_lazy(path: Path, declared: list, lazy: bool | None, hint: str | None = None) -> bool:
+    """Check declared shapes against the caps; return whether to keep cubes lazy.
+
+    With ``lazy=None`` data are kept lazy when the file, or what it declares, is bigger than
+    :data:`LAZY_THRESHOLD` or than the in-memory cube cap.
+    """
+    from .limits import check_shape, max_memory_voxels
+
+    many = len(declared) > 1
+    for name, shape, _ in declared:
+        check_shape(shape, f"{path.name}: {name!r}" if many else path.name)
+    if lazy is None:
+        total = sum(int(np.prod(shape, dtype=np.float64)) * dt.itemsize for _, shape, dt in declared)
+        cube_cap = max_memory_voxels()
+        lazy = (_size_on_disk(path) > LAZY_THRESHOLD or total > LAZY_THRESHOLD
+                or any(len(s) >= 3 and np.prod(s, dtype=np.float64) > cube_cap for _, s, _ in declared))
+    if not lazy:
+        for name, shape, _ in declared:
+            check_shape(shape, f"{path.name}: {name!r}" if many else path.name, in_memory=True, hint=hint)
+    return bool(lazy)
+
+
+def _hdf5_error(path: Path, err: BaseException) -> FileFormatError:
+    msg = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return FileFormatError(
+        f"Could not read {path.name} with HyperSpy's reader ({type(err).__name__}: {msg}). Several "
+        f"RosettaSciIO readers accept .hdf5 files ({_HDF5_READERS}); HyperSpy's was chosen. If the "
+        "file comes from another program, name its reader, e.g. "
+        "load(path, reader_kwargs={'file_format': 'USID'}); or re-export it as .hspy.")
+
+
 # --------------------------------------------------------------------------- reading
 def _size_on_disk(path: Path) -> int:
     if path.is_dir():
@@ -316,9 +421,12 @@ def read_signals(path: str | os.PathLike, *, lazy: bool | None = None, **reader_
     path : str or Path
         A file (or .zspy folder) with one of the HyperSpy-readable :data:`EXTENSIONS`.
     lazy : bool, optional
-        Keep data as dask arrays; default: only for files above :data:`LAZY_THRESHOLD`.
+        Keep data as dask arrays; default: only when the file, or the data it declares, is
+        bigger than :data:`LAZY_THRESHOLD` (or holds a cube over the in-memory cap).
     **reader_kwargs
-        Passed to ``hyperspy.api.load`` (e.g. ``select_type``, ``sum_frames`` for Velox).
+        Passed to ``hyperspy.api.load`` (e.g. ``select_type``, ``sum_frames`` for Velox,
+        ``file_format`` to choose among readers of one extension; ``.hdf5`` defaults to
+        HyperSpy's own, "HSPY").
 
     Returns
     -------
@@ -326,16 +434,25 @@ def read_signals(path: str | os.PathLike, *, lazy: bool | None = None, **reader_
 
     Raises
     ------
+    DataTooLargeError
+        When the file declares more pixels or voxels than the caps of
+        :mod:`stem_fsl_widgets.limits` (checked before any data is read).
     FileFormatError
         If the file is missing, empty, of an unsupported type, or cannot be read.
     """
     path = Path(path).expanduser()
     _check_path(path)
-    if lazy is None:
-        lazy = _size_on_disk(path) > LAZY_THRESHOLD
+    ext = path.suffix.lower()
+    hdf5_default = ext == ".hdf5" and not {"reader", "file_format"} & set(reader_kwargs)
+    if hdf5_default:  # HSPY, USID and Delmic all claim .hdf5: hs.load would refuse to choose
+        reader_kwargs = {**reader_kwargs, "file_format": "HSPY"}
+    probe = ext in _PROBE_LAZILY
+    if not probe:  # TIFF, PNG: their headers give the shapes
+        lazy = _decide_lazy(path, _declared_header(path), lazy)
     hs = _hyperspy()
     try:
-        out = hs.load(str(path), lazy=lazy, **reader_kwargs)
+        # Probed formats are opened lazily first: shapes are checked before data are read.
+        out = hs.load(str(path), lazy=True if probe else lazy, **reader_kwargs)
     except ModuleNotFoundError as err:
         if path.suffix.lower() == ".emd" and "sparse" in str(err) and "select_type" not in reader_kwargs:
             # Velox EDS streams need `sparse`; still give the user the images.
@@ -348,13 +465,60 @@ def read_signals(path: str | os.PathLike, *, lazy: bool | None = None, **reader_
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:  # readers raise anything from OSError to struct.error
-        raise _read_error(path, err) from None
+        raise (_hdf5_error(path, err) if hdf5_default else _read_error(path, err)) from None
     signals = list(out) if isinstance(out, (list, tuple)) else [out]
     if not signals:
         raise FileFormatError(
             f"{path.name} holds no signal that HyperSpy can read: it may be truncated or not a "
             f"{path.suffix} file. Re-export or re-copy it.")
+    # HyperSpy's HDF5 readers keep the file open for lazy data: close it once read, or refused.
+    closers = _file_handles(signals) if ext in (".hspy", ".hdf5", ".emd") else []
+    try:
+        keep_lazy = _decide_lazy(path, _declared_signals(signals), lazy) if probe else True
+    except SFWError:
+        _close(closers)
+        raise
+    if not keep_lazy:
+        import dask
+
+        try:
+            # Read here, in this thread: never through a dask cluster someone made the default.
+            with dask.config.set(scheduler="synchronous"):
+                for s in signals:
+                    if getattr(s, "_lazy", False):
+                        s.compute(show_progressbar=False)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as err:
+            raise _read_error(path, err) from None
+        finally:
+            _close(closers)
     return signals
+
+
+def _file_handles(signals: list) -> list:
+    """The open h5py files behind lazy signals' dask arrays (rsciio's own lookup)."""
+    try:
+        from rsciio.utils.file import get_file_handle
+    except ImportError:  # an older RosettaSciIO: the files close when collected
+        return []
+    handles = []
+    for s in signals:
+        try:
+            h = get_file_handle(s.data)
+        except Exception:  # not an h5py-backed array
+            continue
+        if h is not None and all(h is not o for o in handles):
+            handles.append(h)
+    return handles
+
+
+def _close(handles: list) -> None:
+    for h in handles:
+        try:
+            h.close()
+        except Exception:  # already closed
+            pass
 
 
 def _read_items(path: Path, lazy: bool | None, reader_kwargs: dict) -> tuple[list[Item], dict]:
@@ -362,10 +526,13 @@ def _read_items(path: Path, lazy: bool | None, reader_kwargs: dict) -> tuple[lis
     _check_path(path)
     ext = path.suffix.lower()
     try:
-        if ext == ".npz":
+        if ext == ".npz":  # read into memory, whatever ``lazy`` says
+            _decide_lazy(path, _declared_header(path), False,
+                         "An .npz is always read whole: crop or bin the cube, or save it as .hspy or "
+                         ".zspy, which open lazily (SFW_MAX_MEMORY_VOXELS sets this limit).")
             return _items_from_npz(path)
         if ext == ".npy":
-            big = _size_on_disk(path) > LAZY_THRESHOLD if lazy is None else lazy
+            big = _decide_lazy(path, _declared_header(path), lazy)  # big: memory-mapped
             arr = np.load(path, allow_pickle=False, mmap_mode="r" if big else None)
             role = {2: "image", 3: "stack"}.get(arr.ndim, "other")
             detail = "" if role != "other" else f"{arr.ndim}-D array"
@@ -458,6 +625,12 @@ def _by_selector(items: list[Item], selector: int | str, roles: tuple[str, ...],
 
 
 def _choose_image(items: list[Item], selector, frame: int | None) -> tuple[np.ndarray, Item]:
+    import numbers
+
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, numbers.Integral)):
+        raise FileFormatError(f"frame must be a whole number (a frame index), not {frame!r}.")
+    if isinstance(selector, bool):
+        raise FileFormatError(f"image={selector!r}: name the image by its index or title.")
     usable = [i for i in items if i.role in ("image", "stack")]
     if selector is not None:
         item = _by_selector(items, selector, ("image", "stack"), "an image", "image")
@@ -740,8 +913,6 @@ def save_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
     """
     import io as _io
 
-    from .session import _atomic_write  # one atomic writer for the package
-
     arrays: dict[str, Any] = {"image": dataset.image, "name": np.array(dataset.name)}
     if dataset.pixel_size:
         arrays.update(pixel_size=np.float64(dataset.pixel_size), pixel_unit=np.array(dataset.pixel_unit))
@@ -755,5 +926,57 @@ def save_npz(dataset: Dataset, path: str | os.PathLike) -> Path:
     buf = _io.BytesIO()
     np.savez_compressed(buf, **arrays)
     path = Path(path)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
     return path
+
+
+def load_upload(image: tuple[str, bytes], eds: tuple[str, bytes] | None = None, *,
+                max_bytes: int | None = None, **kwargs: Any) -> Dataset:
+    """Read uploaded files (name, content) as a Dataset; nothing of them is left on disk.
+
+    The bytes go to a private temporary folder (unique name, mode 700) under their base names
+    reduced to safe characters, are read entirely into memory (``lazy=False``: cubes are held
+    to ``SFW_MAX_MEMORY_VOXELS``) and the folder is deleted however reading ends.
+
+    Parameters
+    ----------
+    image : (str, bytes)
+        The image file's name (only its extension and stem are used) and content.
+    eds : (str, bytes), optional
+        A second file with the EDS spectrum image.
+    max_bytes : int, optional
+        Refuse larger uploads (the dashboard's ``SFW_MAX_UPLOAD_MB``).
+    **kwargs
+        Passed to :func:`load` (``image=``, ``eds=``, ``frame=``, ...).
+
+    Raises
+    ------
+    FileFormatError
+        Empty or too large uploads, and everything :func:`load` raises.
+    """
+    from .atomic import temporary_folder
+    from .paths import safe_name
+
+    files = [image] + ([eds] if eds is not None else [])
+    for name, content in files:
+        if not content:
+            raise FileFormatError(f"{name} is empty (0 bytes). Upload the file again.")
+        if max_bytes is not None and len(content) > max_bytes:
+            raise FileFormatError(
+                f"{name} is {len(content) / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB upload limit. "
+                "Use the Python API or batch mode for big files.")
+    kwargs.setdefault("lazy", False)
+    with temporary_folder("sfw_upload_") as folder:
+        paths = []
+        for role, (name, content) in zip(("image", "eds")[:len(files)], files, strict=True):
+            base = Path(str(name).replace("\\", "/")).name  # never trust a client path
+            stem, ext = os.path.splitext(base)
+            path = folder / role / f"{safe_name(stem, max_len=80)}{ext.lower()}"
+            path.parent.mkdir()
+            path.write_bytes(content)
+            paths.append(path)
+        ds = load(paths[0], eds_path=paths[1] if eds is not None else None,
+                  name=kwargs.pop("name", None) or Path(str(image[0]).replace("\\", "/")).stem or "upload",
+                  **kwargs)
+    ds.metadata.update(source=str(image[0]), eds_source=None if eds is None else str(eds[0]))
+    return ds

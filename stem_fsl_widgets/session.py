@@ -12,31 +12,32 @@ import copy
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .chips import ChipGrid, chip_spectra
 from .classify import (
-    DEFAULT_THRESHOLD,
     Result,
     prototype_probabilities,
     require_two_classes,
 )
+from .colours import normalise_colour
 from .dataset import Dataset
-from .eds import DEFAULT_WINDOW, EDSEncoder
-from .encoders import DEFAULT_ENCODER, encode_chips, get_encoder
-from .errors import FileFormatError, InputError, NotEnoughSupportsError, SessionFileError, WeightsError
-from .fusion import Scaler, auto_weight
+from .eds import EDSEncoder
+from .encoders import DEFAULT_ENCODER, chip_windows, encode_chips, get_encoder, robust_normalise
+from .errors import ConcurrentWriterError, InputError, SessionFileError, SFWError
+from .fusion import DEFAULT_EDS_WEIGHT, Scaler, auto_weight, support_feature_weights
+from .refine import PixelFeatures, eds_pixel_features, pixel_features, refine_probabilities
+from .sessionfile import SCHEMA_VERSION, arrays_path, migrate, read_state, sha256
+from .settings import Settings, as_index, make_grid
 
-__all__ = ["Session", "Settings", "PALETTE", "SCHEMA_VERSION"]
-
-SCHEMA_VERSION = 1
+__all__ = ["Session", "SessionEvent", "Settings", "PALETTE", "SCHEMA_VERSION", "EVENT_KINDS"]
 
 #: Without a progress callback, encoding this many chips or more shows a tqdm bar in a terminal.
 TQDM_MIN_CHIPS = 2048
@@ -45,97 +46,36 @@ TQDM_MIN_CHIPS = 2048
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999"]
 
 _GRID_KEYS = {"chip_size", "stride", "edge"}
-_IMAGE_KEYS = _GRID_KEYS | {"encoder"}
-_EDS_KEYS = _GRID_KEYS | {"eds_window", "eds_rebin", "eds_components", "elements"}
+
+#: Longest class name accepted (names reach file names, CSV headers and legends).
+MAX_CLASS_NAME = 100
 
 
-@dataclass
-class Settings:
-    """User-adjustable settings; every field is JSON-serialisable.
+#: Kinds of :class:`SessionEvent`: what a change touched.
+EVENT_KINDS = frozenset({"grid", "classes", "supports", "settings", "result", "progress"})
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """A typed change of a :class:`Session`, passed to :meth:`Session.on_event` listeners.
 
     Attributes
     ----------
-    chip_size : int
-        Chip side, px.
-    stride : int or None
-        Step between chips, px (None = chip_size, no overlap).
-    edge : str
-        Edge policy of the grid ("shift" or "drop").
-    encoder : str
-        Image encoder name (see :func:`stem_fsl_widgets.encoders.available_encoders`).
-    eds_weight : float or "auto"
-        0 = image only, 1 = EDS only; "auto" weighs each modality by how well it separates
-        the supports.
-    fusion : str
-        "early" (weighted concatenation) or "late" (weighted log-probabilities).
-    metric : str
-        "sqeuclidean" or "cosine".
-    threshold : float
-        Normalised entropy above which a chip is uncertain.
-    eds_window : list of two floats or None
-        Energy window in keV.
-    eds_rebin : int
-    eds_components : int or None
-    elements : list of str
-        Elements whose lines are added to the EDS features and shown in the spectrum view.
+    session : Session
+    kinds : frozenset of str
+        Subset of :data:`EVENT_KINDS`: ``grid`` (chip size, stride or edge: new chip
+        geometry), ``classes`` (names or colours), ``supports``, ``settings``, ``result``
+        (a new classification, or None), ``progress`` (a long step advanced).
+    what : str
+        For ``progress``: the step, e.g. "encoding image chips".
+    fraction : float
+        For ``progress``: done fraction in [0, 1].
     """
 
-    chip_size: int = 32
-    stride: int | None = None
-    edge: str = "shift"
-    encoder: str = DEFAULT_ENCODER
-    eds_weight: float | str = "auto"
-    fusion: str = "early"
-    metric: str = "sqeuclidean"
-    threshold: float = DEFAULT_THRESHOLD
-    eds_window: list = field(default_factory=lambda: list(DEFAULT_WINDOW))
-    eds_rebin: int = 1
-    eds_components: int | None = 12
-    elements: list = field(default_factory=list)
-
-    def validate(self) -> None:
-        """Raise :class:`InputError` for values out of range."""
-        if isinstance(self.eds_weight, str):
-            if self.eds_weight != "auto":
-                raise InputError(f"eds_weight must be a number in [0, 1] or 'auto', not {self.eds_weight!r}.")
-        elif not 0.0 <= float(self.eds_weight) <= 1.0:
-            raise InputError(f"eds_weight must be in [0, 1]; got {self.eds_weight}.")
-        if self.fusion not in ("early", "late"):
-            raise InputError(f"fusion must be 'early' or 'late', not {self.fusion!r}.")
-        if self.metric not in ("sqeuclidean", "cosine"):
-            raise InputError(f"metric must be 'sqeuclidean' or 'cosine', not {self.metric!r}.")
-        if not 0.0 <= float(self.threshold) <= 1.0:
-            raise InputError(f"threshold is a normalised entropy in [0, 1]; got {self.threshold}.")
-
-
-@dataclass
-class _Features:
-    """Cached per-grid features: raw and scaled embeddings of each modality."""
-
-    image_raw: np.ndarray
-    image: np.ndarray
-    image_scaler: Scaler
-    spectra: np.ndarray | None = None
-    eds_raw: np.ndarray | None = None
-    eds: np.ndarray | None = None
-    eds_scaler: Scaler | None = None
-    eds_encoder: EDSEncoder | None = None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    session: Session
+    kinds: frozenset
+    what: str = ""
+    fraction: float = 1.0
 
 
 class Session:
@@ -152,7 +92,10 @@ class Session:
     eds_weight : float or "auto"
         Image↔EDS weight (ignored without EDS).
     autosave : str or Path, optional
-        JSON file written atomically after every change.
+        JSON file written atomically after every change. A write that fails (full,
+        read-only or missing folder) or that would overwrite another writer's file changes
+        nothing the user did: the change stands, listeners run, :attr:`autosave_error` says
+        why autosave is off, and the next change tries again.
     progress : callable, optional
         ``progress(what, fraction)`` during encoding (the widgets' progress bar). Without
         one, jobs of ≥ :data:`TQDM_MIN_CHIPS` chips show a tqdm bar when run in a terminal.
@@ -183,8 +126,14 @@ class Session:
         **settings: Any,
     ) -> None:
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+        known = {f.name for f in fields(Settings)} - {"chip_size", "stride", "encoder", "eds_weight"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise InputError(f"Unknown setting(s) {unknown}; known: {sorted(known)}.")
+        if chip_size is None:
+            raise InputError("chip_size must be a whole number of pixels (default 32), not None.")
         self.settings = Settings(
-            chip_size=int(chip_size), stride=stride, encoder=encoder or DEFAULT_ENCODER,
+            chip_size=chip_size, stride=stride, encoder=encoder or DEFAULT_ENCODER,
             eds_weight=eds_weight, **settings,
         )
         self.settings.validate()
@@ -196,14 +145,15 @@ class Session:
         self._cache: dict[tuple, Any] = {}
         self.result: Result | None = None
         self.previous: Result | None = None
-        self.autosave = Path(autosave) if autosave else None
+        self.autosave = autosave
         self.progress = progress
         self._listeners: list[Callable[[Session], None]] = []
+        self._event_listeners: list[Callable[[SessionEvent], None]] = []
+        self._seen: tuple | None = None  # (grid, classes, supports, settings, result) last announced
 
     # ------------------------------------------------------------------ geometry
     def _make_grid(self, st: Settings) -> ChipGrid:
-        h, w = self.dataset.shape
-        return ChipGrid(h, w, st.chip_size, st.stride, st.edge)
+        return make_grid(self.dataset.shape, st)
 
     @property
     def n_chips(self) -> int:
@@ -212,6 +162,7 @@ class Session:
 
     # ------------------------------------------------------------------ features
     def _report(self, what: str, frac: float) -> None:
+        self._emit(SessionEvent(self, frozenset({"progress"}), what, float(frac)))
         if self.progress is not None:
             self.progress(what, frac)
         elif self.n_chips >= TQDM_MIN_CHIPS and sys.stderr.isatty():
@@ -272,6 +223,24 @@ class Session:
             self._cache[key] = (raw, scaler.transform(raw), scaler, enc)
         return self._cache[key]
 
+    def pixel_features(self) -> PixelFeatures:
+        """Per-pixel features of the image (and EDS) for the pixel-resolution maps (cached)."""
+        key = ("pixels", self.dataset.content_hash)
+        if key not in self._cache:
+            self._cache[key] = pixel_features(self.dataset.image)
+        pf = self._cache[key]
+        eds = self.eds_embeddings()
+        if eds is None:
+            return pf
+        key = ("pixels+eds", *self._grid_key(), eds[3].key)
+        if key not in self._cache:
+            ds = self.dataset
+            self._cache[key] = eds_pixel_features(ds.eds, ds.energy_axis, eds[3], ds.eds_binning, pf)
+        return self._cache[key]
+
+    def _refine(self, result: Result) -> np.ndarray:
+        return refine_probabilities(self.pixel_features(), result)
+
     def encode(self) -> None:
         """Compute (or fetch from cache) every embedding the current settings need."""
         self.image_embeddings()
@@ -287,10 +256,13 @@ class Session:
         self._redo.clear()
 
     def add_class(self, name: str, colour: str | None = None) -> str:
-        """Add a class (no-op if it exists); returns its name. Colour from :data:`PALETTE`."""
-        name = str(name).strip()
-        if not name:
-            raise InputError("A class needs a non-empty name.")
+        """Add a class (no-op if it exists); returns its name.
+
+        ``colour``: hex or a CSS name (stored as ``#RRGGBB``, see
+        :func:`~stem_fsl_widgets.colours.normalise_colour`); default the next of :data:`PALETTE`.
+        """
+        name = _class_name(name)
+        colour = None if colour is None else normalise_colour(colour)
         if name not in self.classes:
             self._push_undo()
             self.classes[name] = colour or self._next_colour()
@@ -298,13 +270,13 @@ class Session:
         return name
 
     def _next_colour(self) -> str:
-        used = set(self.classes.values())
-        free = [c for c in PALETTE if c not in used]
+        used = {c.lower() for c in self.classes.values()}
+        free = [c for c in PALETTE if c.lower() not in used]
         return free[0] if free else PALETTE[len(self.classes) % len(PALETTE)]
 
     def rename_class(self, old: str, new: str) -> None:
         """Rename a class, keeping its supports and colour."""
-        new = str(new).strip()
+        new = _class_name(new)
         if old not in self.classes:
             raise InputError(f"No class named {old!r}; classes are {list(self.classes)}.")
         if not new or (new in self.classes and new != old):
@@ -327,12 +299,15 @@ class Session:
         """Change a class's display colour."""
         if name not in self.classes:
             raise InputError(f"No class named {name!r}.")
+        colour = normalise_colour(colour)
+        if self.classes[name] == colour:
+            return
         self._push_undo()
         self.classes[name] = colour
         self._changed(classify=False)
 
     def _check_chip(self, chip: int) -> int:
-        chip = int(chip)
+        chip = as_index(chip, "chip")
         if not 0 <= chip < self.n_chips:
             raise InputError(f"Chip {chip} does not exist; this grid has chips 0..{self.n_chips - 1}.")
         return chip
@@ -346,9 +321,7 @@ class Session:
             The new result, or None while fewer than two classes have supports.
         """
         chip = self._check_chip(chip)
-        cls = str(cls).strip()
-        if not cls:
-            raise InputError("A class needs a non-empty name.")
+        cls = _class_name(cls)
         if self.supports.get(chip) == cls:
             return self.result
         self._push_undo()
@@ -359,8 +332,10 @@ class Session:
 
     def label_many(self, chips, cls: str) -> Result | None:
         """Label several chips at once (one undo step), e.g. a drag."""
+        if isinstance(chips, (str, bytes)) or not hasattr(chips, "__iter__"):
+            raise InputError(f"label_many needs a list of chip indices, not {chips!r}.")
         chips = [self._check_chip(c) for c in chips]
-        cls = str(cls).strip()
+        cls = _class_name(cls)
         new = [c for c in chips if self.supports.get(c) != cls]
         if not new:
             return self.result
@@ -381,7 +356,7 @@ class Session:
 
     def toggle(self, chip: int, cls: str) -> Result | None:
         """Click semantics: label ``chip`` as ``cls``, or remove it if it already is."""
-        if self.supports.get(int(chip)) == cls:
+        if self.supports.get(self._check_chip(chip)) == cls:
             return self.unlabel(chip)
         return self.label(chip, cls)
 
@@ -483,9 +458,35 @@ class Session:
     def on_change(self, callback: Callable[[Session], None], remove: bool = False) -> None:
         """Register ``callback(session)`` to run after every change (views redraw from it)."""
         if remove:
-            self._listeners = [c for c in self._listeners if c is not callback]
+            self._listeners = [c for c in self._listeners if c != callback]  # bound methods: ==
         else:
             self._listeners.append(callback)
+
+    def on_event(self, callback: Callable[[SessionEvent], None], remove: bool = False) -> None:
+        """Register ``callback(event)`` for typed change events (:class:`SessionEvent`).
+
+        Views redraw only the parts named in ``event.kinds`` instead of comparing objects to
+        notice what changed; every listener also gets the encoding progress.
+        """
+        if remove:
+            self._event_listeners = [c for c in self._event_listeners if c != callback]
+        else:
+            self._event_listeners.append(callback)
+
+    def _emit(self, event: SessionEvent) -> None:
+        for cb in list(self._event_listeners):
+            cb(event)
+
+    def _change_kinds(self) -> frozenset[str]:
+        """What changed since the last announced state (all kinds the first time)."""
+        now = (self.grid, dict(self.classes), dict(self.supports), asdict(self.settings), self.result)
+        seen, self._seen = self._seen, now
+        if seen is None:
+            return EVENT_KINDS - {"progress"}
+        names = ("grid", "classes", "supports", "settings", "result")
+        # Grid and result are replaced, never mutated: identity says whether they changed.
+        return frozenset(n for k, n in enumerate(names)
+                         if ((now[k] is not seen[k]) if k in (0, 4) else now[k] != seen[k]))
 
     def _changed(self, classify: bool = True) -> Result | None:
         if classify:
@@ -497,7 +498,8 @@ class Session:
             self.previous, self.result = self.result, result
         self._good = self._snapshot()
         if self.autosave is not None:
-            self.save(self.autosave)
+            self._write_autosave()
+        self._emit(SessionEvent(self, self._change_kinds()))
         for cb in list(self._listeners):
             cb(self)
         return self.result
@@ -518,6 +520,43 @@ class Session:
         lab = np.array([k for _, k in items], dtype=np.int64)
         return idx, lab
 
+    def support_views(self, idx: np.ndarray) -> np.ndarray:
+        """Scaled image embeddings of each support and of its windows shifted by a quarter chip.
+
+        Shape (5, S, D): the chip itself, then up/down/left/right. Encoded once per chip and
+        cached, so a click encodes at most the few chips it added.
+        """
+        raw_all, scaled, scaler = self.image_embeddings()
+        key = ("views", *self._grid_key(), self.settings.encoder)
+        cache = self._cache.setdefault(key, {})
+        todo = [int(i) for i in idx if int(i) not in cache]
+        if todo:
+            enc = get_encoder(self.settings.encoder)
+            norm = self._cache.get(("norm", self.dataset.content_hash))
+            if norm is None:
+                norm = self._cache[("norm", self.dataset.content_hash)] = robust_normalise(self.dataset.image)
+            d = max(1, self.grid.size // 4)
+            ctx = int(getattr(enc, "context", 1))
+            shifts = ((-d, 0), (d, 0), (0, -d), (0, d))
+            windows = np.concatenate([chip_windows(norm, self.grid, np.array(todo), ctx, sh) for sh in shifts])
+            shifted = enc.encode(windows).reshape(len(shifts), len(todo), -1)  # one batch per click
+            for j, i in enumerate(todo):
+                cache[i] = shifted[:, j]
+        raw = np.stack([raw_all[np.asarray(idx, dtype=np.int64)]]
+                       + [np.stack([cache[int(i)][v] for i in idx]) for v in range(4)])
+        return scaler.transform(raw.reshape(-1, raw.shape[-1])).reshape(raw.shape)
+
+    def _support_embeddings(self, idx: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image embeddings of all chips and of the supports in the metric the supports define.
+
+        Features are weighted by :func:`fusion.support_feature_weights`, and each support is
+        the mean of its shifted views (a steadier prototype than one window).
+        """
+        img = self.image_embeddings()[1]
+        views = self.support_views(idx)
+        weights = np.sqrt(support_feature_weights(views, lab, img)).astype(np.float32)
+        return img * weights, views.mean(axis=0) * weights
+
     def resolved_eds_weight(self) -> float | None:
         """The EDS weight in use (computed from the supports when "auto"); None without EDS."""
         if not self.dataset.has_eds:
@@ -527,9 +566,14 @@ class Session:
             return float(w)
         classes = [c for c, n in self.support_counts().items() if n > 0]
         if len(classes) < 2:
-            return 0.5
+            return DEFAULT_EDS_WEIGHT
         idx, lab = self._supports_arrays(classes)
-        return auto_weight(self.image_embeddings()[1], self.eds_embeddings()[1], idx, lab, len(classes))
+        return self._auto_weight(idx, lab, len(classes), *self._support_embeddings(idx, lab))
+
+    def _auto_weight(self, idx: np.ndarray, lab: np.ndarray, k: int, img: np.ndarray,
+                     sup_img: np.ndarray) -> float:
+        eds = self.eds_embeddings()[1]
+        return auto_weight(img, eds, sup_img, eds[idx], lab, k)
 
     def classify(self) -> Result:
         """Classify every chip from the current supports (cached embeddings; no re-encoding).
@@ -544,13 +588,22 @@ class Session:
         classes = [c for c, n in counts.items() if n > 0]
         k = len(classes)
         idx, lab = self._supports_arrays(classes)
-        img = self.image_embeddings()[1]
+        img, sup_img = self._support_embeddings(idx, lab)
         eds = self.eds_embeddings()
-        w = self.resolved_eds_weight()
         e = None if eds is None else eds[1]
+        w = self.settings.eds_weight
+        if e is None:
+            w = None
+        elif w == "auto":
+            w = self._auto_weight(idx, lab, k, img, sup_img)
+        else:
+            w = float(w)
         probs = prototype_probabilities(
-            img, img[idx], lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
+            img, sup_img, lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
             eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric)
+        if not np.all(np.isfinite(probs)):
+            raise InputError("The classification gave non-finite probabilities; the embeddings hold "
+                             "NaN or infinite values. Check the image and EDS data for NaN/inf.")
         probs[idx] = 0.0
         probs[idx, lab] = 1.0  # supports keep the label the user gave
         is_support = np.zeros(self.n_chips, dtype=bool)
@@ -560,7 +613,8 @@ class Session:
         return Result(classes=classes, colours=[self.classes[c] for c in classes],
                       probabilities=probs, is_support=is_support,
                       threshold=float(self.settings.threshold), grid=self.grid,
-                      eds_weight=w, notes=notes)
+                      eds_weight=w, notes=notes,
+                      refiner=self._refine if self.settings.pixel_maps else None)
 
     def suggest(self, n: int = 5) -> np.ndarray:
         """The ``n`` most uncertain unlabelled chips (empty until the session is ready)."""
@@ -591,11 +645,22 @@ class Session:
         }
 
     def reference_arrays(self) -> dict[str, np.ndarray]:
-        """What applying this session to other images needs: support features and fitted scalers."""
+        """What applying this session to other images needs: support features and fitted scalers.
+
+        With two classes labelled, also the supports' image features exactly as
+        :meth:`classify` compares them (``image_support_scaled``: mean of shifted views,
+        weighted) and the per-feature weights (``image_weights``) that new images' chips get.
+        """
         idx = np.array(sorted(self.supports), dtype=np.int64)
-        raw, _, scaler = self.image_embeddings()
+        raw, scaled, scaler = self.image_embeddings()
         out = {"support_chips": idx, "image_raw": raw[idx],
                "image_mean": scaler.mean_, "image_scale": scaler.scale_}
+        if self.ready:
+            classes = [c for c, n in self.support_counts().items() if n > 0]
+            sidx, lab = self._supports_arrays(classes)  # sorted by chip, as ``idx``
+            views = self.support_views(sidx)
+            weights = np.sqrt(support_feature_weights(views, lab, scaled)).astype(np.float32)
+            out.update(image_weights=weights, image_support_scaled=views.mean(axis=0) * weights)
         eds = self.eds_embeddings()
         if eds is not None:
             eraw, _, escaler, enc = eds
@@ -607,30 +672,119 @@ class Session:
                 out["eds_weight"] = np.float64(self.resolved_eds_weight())
         return out
 
+    # ------------------------------------------------------------------ autosave
+    @property
+    def autosave(self) -> Path | None:
+        """The file written after every change, or None.
+
+        Setting it starts a fresh claim on the file: if it already holds other work, autosave
+        pauses (see :attr:`autosave_error`) rather than overwrite it.
+        """
+        return self._autosave
+
+    @autosave.setter
+    def autosave(self, path: str | os.PathLike | None) -> None:
+        self._autosave = Path(path) if path else None
+        self._autosave_sig: tuple | None = None  # the file as this session last wrote or read it
+        self._autosave_last: dict | None = None  # the work in it then
+        #: Why autosave is off (a sentence for the user), or None while it works.
+        self.autosave_error: str | None = None
+
+    def _write_autosave(self) -> None:
+        """Autosave; on failure keep everything and say why in :attr:`autosave_error`."""
+        path = self._autosave
+        try:
+            current = _stat_sig(path)
+            if current is not None and current != self._autosave_sig and self._foreign_work(path):
+                raise ConcurrentWriterError(self._conflict_message(path))
+            self.save(path)
+            self._autosave_sig = _stat_sig(path)
+            self._autosave_last = _work(self.to_dict())
+            self.autosave_error = None
+        except ConcurrentWriterError as err:
+            self.autosave_error = str(err)
+        except OSError as err:  # WriteError, or the .bak's read failing
+            reason = getattr(err, "reason", "") or err.strerror or type(err).__name__
+            self.autosave_error = (
+                f"Autosave is off: {path} cannot be written ({reason}). "
+                "Your labels are kept in this window and autosave tries again at the next change; "
+                "free some disk space or fix the folder's permissions, or save the session by hand.")
+
+    def _foreign_work(self, path: Path) -> bool:
+        """Whether ``path`` holds a readable session with other labels than this one's.
+
+        A truncated or corrupt file (a crash, a full disk) is nobody's work: it is replaced,
+        and never promoted to ``.bak``.
+        """
+        try:
+            saved = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(saved, dict) or saved.get("format") != "stem_fsl_widgets.session":
+            return not isinstance(saved, dict) or bool(saved)  # other JSON: leave it alone
+        theirs = _work(saved)
+        # Ours as last written, or as now (a copy tool or `touch` changes the file, not its work).
+        return theirs != getattr(self, "_autosave_last", None) and theirs != _work(self.to_dict())
+
+    def _conflict_message(self, path: Path) -> str:
+        try:
+            saved = json.loads(path.read_bytes()).get("saved_at", "")
+        except (OSError, ValueError, AttributeError):
+            saved = ""
+        when = f" (saved {str(saved)[11:16]})" if len(str(saved)) >= 16 else ""
+        if self._autosave_sig is None:
+            return (f"Autosave is paused: {path} already holds other work{when} that this window did "
+                    "not open, and it was not overwritten. Restore it, set it aside with 'start over', "
+                    "or save this session under another name.")
+        return (f"Autosave is paused: another window, tab or user saved to {path}{when} since this "
+                "window last did; neither is overwritten. Your labels are kept here: save them under "
+                "another name, or reload to continue from the other copy.")
+
+    def take_over_autosave(self) -> None:
+        """Claim the autosave file as it is now (the user chose to keep this window's work) and save."""
+        if self._autosave is None:
+            return
+        self._autosave_sig = _stat_sig(self._autosave)
+        self._write_autosave()
+
+    # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, *, arrays: bool = False) -> Path:
         """Write the session JSON atomically (and ``.npz`` reference arrays if ``arrays``).
 
         The previous file is kept as ``<name>.bak`` so a crash mid-write can never leave the
-        user with nothing.
+        user with nothing. The arrays (``<stem>.npz``) are written first and their SHA-256 is
+        recorded in the JSON, so a pair interrupted between the two writes is detected on
+        reading (:func:`stem_fsl_widgets.sessionfile.read_arrays`).
+
+        Raises
+        ------
+        InputError
+            When ``path`` ends in ``.npz`` (the arrays' own name).
+        WriteError
+            (an OSError) When the folder cannot be written; nothing is half-written.
         """
         path = Path(path)
-        data = json.dumps(self.to_dict(), indent=1).encode()
+        npz = arrays_path(path)
+        state = self.to_dict()
+        if arrays and self.supports:
+            import io
+
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **self.reference_arrays())
+            blob = buf.getvalue()
+            atomic_write(npz, blob)
+            state["arrays"] = {"file": npz.name, "sha256": sha256(blob)}
+        data = json.dumps(state, indent=1).encode()
         json.loads(data)  # never write something we could not read back
         if path.exists():
             try:
                 old = path.read_bytes()
                 json.loads(old)
                 # Copy (not move): if the write below fails, the good file stays where it was.
-                _atomic_write(path.with_name(path.name + ".bak"), old)
+                atomic_write(path.with_name(path.name + ".bak"), old)
             except (OSError, ValueError):
                 pass  # the old file is corrupt: do not promote it to the backup
-        _atomic_write(path, data)
-        if arrays and self.supports:
-            import io
-
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **self.reference_arrays())
-            _atomic_write(path.with_suffix(".npz"), buf.getvalue())
+        atomic_write(path, data)
         return path
 
     @classmethod
@@ -640,13 +794,18 @@ class Session:
         Raises
         ------
         SessionFileError
-            Malformed state, a newer schema, data that does not match, or chips out of range.
+            Malformed state, a newer schema, data that does not match, invalid settings,
+            colours or class names, chips out of range or saved boxes that are not the
+            chips' boxes on this grid.
         """
-        state = _migrate(state)
+        state = migrate(state)
+        autosave = kwargs.pop("autosave", None)
         try:
-            settings = dict(state["settings"])
+            raw = state["settings"]
+            if not isinstance(raw, dict):
+                raise TypeError("'settings' is not an object")
             known = {f.name for f in fields(Settings)}
-            settings = {k: v for k, v in settings.items() if k in known}
+            settings = {k: v for k, v in raw.items() if k in known}
             saved = state["dataset"]
             if check_data and saved.get("content_hash") != dataset.content_hash:
                 raise SessionFileError(
@@ -656,55 +815,72 @@ class Session:
                     "was made on, or use batch mode to apply it to new images."
                 )
             chip_size = settings.pop("chip_size")
-            stride = settings.pop("stride")
+            stride = settings.pop("stride", None)
             s = cls(dataset, chip_size=chip_size, stride=stride, **settings, **kwargs)
-            autosave, s.autosave = s.autosave, None  # restoring is not a user change
             for c in state["classes"]:
-                s.classes[str(c["name"])] = str(c["colour"])
+                s.classes[_class_name(c["name"])] = normalise_colour(c["colour"])
             supports = {}
             for sup in state["supports"]:
-                chip, name = int(sup["chip"]), str(sup["class"])
+                chip, name = as_index(sup["chip"], "support chip"), _class_name(sup["class"])
                 if not 0 <= chip < s.n_chips:
                     raise SessionFileError(
                         f"Support chip {chip} is out of range for a grid of {s.n_chips} chips; the "
                         "file does not belong to this image or grid."
                     )
+                box = sup.get("box")
+                here = [int(v) for v in s.grid.box(chip)]
+                if box is not None and [as_index(v, "box") for v in box] != here:
+                    raise SessionFileError(
+                        f"Support chip {chip} was saved with the box {list(box)} (y0, x0, y1, x1), but on "
+                        f"this grid it is {list(s.grid.box(chip))}: the file was made on another grid, so "
+                        "its labels would land on other chips. Open it with the version and settings it "
+                        "was saved with, or relabel."
+                    )
                 if name not in s.classes:
                     s.classes[name] = s._next_colour()
                 supports[chip] = name
             s.supports = supports
-            s.autosave = autosave
         except SessionFileError:
             raise
+        except InputError as err:  # a hand-edited value: name it
+            raise SessionFileError(
+                f"The saved settings cannot be applied to this data ({err}). Fix or remove them in "
+                "the file, or try the .bak next to it."
+            ) from None
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SessionFileError(
                 f"The session file is malformed ({type(err).__name__}: {err}). It may be truncated "
                 "or hand-edited; a backup may exist next to it as .bak."
             ) from None
         try:
-            s._changed()
-        except (TypeError, ValueError) as err:  # e.g. a hand-edited encoder name or EDS window
+            s._changed()  # autosave is still off: restoring is not a user change
+        except SFWError as err:
+            raise SessionFileError(
+                f"The saved session cannot be applied to this data ({type(err).__name__}: {err}). "
+                "Fix or remove the settings in the file, or try the .bak next to it."
+            ) from None
+        except (TypeError, ValueError) as err:  # e.g. a hand-edited EDS window
             raise SessionFileError(
                 f"The saved settings cannot be applied to this data ({type(err).__name__}: {err}). "
                 "Fix or remove them in the file, or try the .bak next to it."
             ) from None
+        s.autosave = autosave
         return s
 
     @classmethod
     def load(cls, path: str | os.PathLike, dataset: Dataset, **kwargs: Any) -> Session:
-        """Open a session file saved by :meth:`save` on ``dataset``."""
+        """Open a session file saved by :meth:`save` on ``dataset``.
+
+        With ``autosave=path`` (the same file) the session continues that file: later changes
+        overwrite it unless someone else writes it in between (see :attr:`autosave_error`).
+        """
         path = Path(path)
-        try:
-            state = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise SessionFileError(f"No session file at {path}.") from None
-        except (ValueError, UnicodeDecodeError) as err:
-            raise SessionFileError(f"{path} is not valid JSON ({err}); try {path.name}.bak.") from None
-        except OSError as err:
-            raise SessionFileError(f"Cannot read {path} ({err.strerror or err}).") from None
-        if not isinstance(state, dict):
-            raise SessionFileError(f"{path} does not hold a session (top level is not an object).")
-        return cls.from_dict(state, dataset, **kwargs)
+        sig = _stat_sig(path)
+        state = read_state(path)
+        s = cls.from_dict(state, dataset, **kwargs)
+        if s.autosave is not None and sig is not None and _same_file(s.autosave, path):
+            s._autosave_sig, s._autosave_last = sig, _work(state)
+        return s
 
     def copy(self) -> Session:
         """An independent copy sharing the (read-only) embeddings cache."""
@@ -712,6 +888,7 @@ class Session:
         new.classes, new.supports = dict(self.classes), dict(self.supports)
         new.settings = replace(self.settings)
         new._undo, new._redo, new._listeners = list(self._undo), list(self._redo), []
+        new._event_listeners = []
         return new
 
     def __repr__(self) -> str:
@@ -719,23 +896,40 @@ class Session:
                 f"encoder={self.settings.encoder}, classes={self.support_counts()})")
 
 
-def _migrate(state: dict) -> dict:
-    """Bring an older session dict up to :data:`SCHEMA_VERSION`; refuse newer ones."""
-    if not isinstance(state, dict) or state.get("format") != "stem_fsl_widgets.session":
-        raise SessionFileError("This is not a stem_fsl_widgets session file (missing 'format').")
-    version = state.get("schema_version")
-    if not isinstance(version, int):
-        raise SessionFileError("The session file has no integer 'schema_version'.")
-    if version > SCHEMA_VERSION:
-        raise SessionFileError(
-            f"The session file uses schema {version}, newer than this version of stem_fsl_widgets "
-            f"understands ({SCHEMA_VERSION}). Upgrade the package to open it."
-        )
-    if version < 1:
-        raise SessionFileError(f"Unknown session schema {version}.")
-    return state
+def _stat_sig(path: Path) -> tuple | None:
+    """What identifies one version of a file (atomic writes give each a new inode), or None."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-# Errors a GUI should show as a message rather than a traceback: every SFWError (bad files
-# and weights too), so one except clause keeps the user's labels and shows str(err).
-USER_ERRORS = (InputError, NotEnoughSupportsError, SessionFileError, FileFormatError, WeightsError)
+def _work(state: dict) -> dict:
+    """The part of a session dict that is the user's work (not when or by what it was saved)."""
+    return {k: state.get(k) for k in ("classes", "supports", "settings", "dataset")}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _class_name(name: Any) -> str:
+    """A class name as typed, stripped; refuses non-text, empty, overlong or control characters."""
+    if not isinstance(name, str):
+        raise InputError(f"A class name must be text, not {type(name).__name__} {name!r}.")
+    name = name.strip()
+    if not name:
+        raise InputError("A class needs a non-empty name.")
+    if len(name) > MAX_CLASS_NAME:
+        raise InputError(f"A class name may have at most {MAX_CLASS_NAME} characters; this one has "
+                         f"{len(name)}.")
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise InputError(f"The class name {name!r} contains control characters (line breaks, tabs); "
+                         "type it on one line.")
+    return name

@@ -29,7 +29,6 @@ from stem_fsl_widgets.errors import (
     SFWError,
     WeightsError,
 )
-from stem_fsl_widgets.session import USER_ERRORS
 
 H = W = 128
 IMG, CUBE, ENERGY, _ = two_phase_scene(11)
@@ -443,7 +442,7 @@ def test_bad_input(setup, exc, match, tmp_path, monkeypatch):
     with pytest.raises(exc, match=match) as err:
         action()
     assert type(err.value) is exc  # the specific type, not a parent or a wrapped crash
-    assert isinstance(err.value, USER_ERRORS)  # an app shows it as a message
+    assert isinstance(err.value, SFWError)  # an app shows it as a message
     assert snapshot(session) == before  # the user's work is untouched
     if session.ready:  # and the session still works
         free = next(i for i in range(session.n_chips) if i not in session.supports)

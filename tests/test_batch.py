@@ -208,6 +208,11 @@ def test_stale_or_missing_arrays_are_refused(saved, tmp_path):
 def test_pickled_arrays_are_never_loaded(saved):
     _, path = saved
     np.savez(path.with_suffix(".npz"), support_chips=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(SessionFileError, match="does not belong to s.json.*SHA-256"):
+        batch.load_reference(path)  # the JSON names the arrays it was saved with
+    state = json.loads(path.read_text())
+    del state["arrays"]  # a file from before the hash was recorded
+    path.write_text(json.dumps(state))
     with pytest.raises(SessionFileError, match="cannot be read"):
         batch.load_reference(path)
 

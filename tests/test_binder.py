@@ -50,4 +50,4 @@ def test_binder_environment_runs_the_notebooks(tmp_path):
                           str(work)], env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     ran = [line for line in out.stdout.splitlines() if line.startswith("ran ")]
-    assert len(ran) == len(list((ROOT / "notebooks").glob("*.ipynb"))) >= 4
+    assert len(ran) == len(list((ROOT / "notebooks").glob("*.ipynb"))) >= 3  # dashboard: in the package

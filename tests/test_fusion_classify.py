@@ -86,12 +86,17 @@ def test_auto_weight_ignores_a_modality_without_class_information():
     noise = rng.normal(size=(n, 6))
     idx = np.array([0, 1, 2, 100, 101, 102])
     lab = truth[idx]
-    w = auto_weight(informative, noise, idx, lab, 2)
+    w = auto_weight(informative, noise, informative[idx], noise[idx], lab, 2)
     assert w < 0.1
-    w_swapped = auto_weight(noise, informative, idx, lab, 2)
+    w_swapped = auto_weight(noise, informative, noise[idx], informative[idx], lab, 2)
     assert w_swapped > 0.9
-    w_both = auto_weight(informative, informative * 1.0, idx, lab, 2)
+    w_both = auto_weight(informative, informative * 1.0, informative[idx], informative[idx], lab, 2)
     assert w_both == pytest.approx(0.5)
+    # Three classes, pure noise in the second modality: still ignored.
+    truth3 = rng.integers(0, 3, n)
+    image = rng.normal(size=(n, 6)) * 0.3 + np.eye(3)[truth3] @ rng.normal(size=(3, 6)) * 2
+    sup = np.concatenate([np.flatnonzero(truth3 == c)[:3] for c in range(3)])
+    assert auto_weight(image, noise, image[sup], noise[sup], truth3[sup], 3) <= 0.1
 
 
 def test_result_maps_fractions_and_suggestions():

@@ -397,3 +397,43 @@ def test_no_pickle_anywhere_in_the_package():
         for line in text.splitlines():
             if "np.load(" in line and "def " not in line:
                 assert "allow_pickle=False" in line, f"{path}: {line.strip()}"
+
+
+# ----------------------------------------------------------------------------- real vendor files
+REAL = {"au_nanoparticles": ((2048, 2048), "HAADF", 0.0075), "se_mos2": ((1024, 1024), "Survey", 0.0127),
+        "atomap_adf": ((400, 380), "", None), "atomap_abf": ((400, 380), "", None)}
+
+
+def real(name):
+    """A real experimental file (see stem_fsl_widgets.datasets.real), or a skip saying why not."""
+    from stem_fsl_widgets.datasets.real import RealDataError, real_file
+
+    try:
+        return real_file(name)
+    except RealDataError as err:
+        pytest.skip(f"real file {name} is not cached and cannot be fetched here: {err}")
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_vendor_files_load_with_their_calibration(name):
+    shape, title, px = REAL[name]
+    ds = sfw.load(real(name))
+    assert ds.shape == shape and title in ds.metadata["image_title"]
+    assert ds.pixel_size == (pytest.approx(px, rel=1e-3) if px else None)
+    assert np.isfinite(ds.image).all() and ds.image.std() > 0
+
+
+@pytest.mark.parametrize("name", ["au_nanoparticles", "se_mos2", "atomap_adf"])
+def test_real_files_are_size_checked_before_reading(name, monkeypatch):
+    monkeypatch.setenv("SFW_MAX_PIXELS", "10000")  # the Velox, DM and HyperSpy readers, probed lazily
+    with pytest.raises(sfw.FileFormatError, match=r"declares a \d+×\d+ image.*SFW_MAX_PIXELS"):
+        sfw.load(real(name))
+
+
+def test_a_real_hdf5_is_read_with_hyperspys_reader(tmp_path):
+    """RosettaSciIO has several readers for .hdf5 (HSPY, USID, Delmic); HyperSpy's is chosen."""
+    path = tmp_path / "test_ADF_cropped.hdf5"  # atomap's own name for it
+    path.write_bytes(real("atomap_adf").read_bytes())
+    ds = sfw.load(path)
+    assert ds.shape == (400, 380)
+    np.testing.assert_array_equal(ds.image, sfw.load(real("atomap_adf")).image)

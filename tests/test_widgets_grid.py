@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import stem_fsl_widgets as sfw
-from stem_fsl_widgets.widgets.grid_view import ChipGridView, display_image
-from stem_fsl_widgets.widgets.overlay import HIGHLIGHT_RGBA, rgba, session_overlay
+from stem_fsl_widgets.viewmodel import AppModel, display_image, rgba
+from stem_fsl_widgets.widgets.grid_view import ChipGridView
 
 ORANGE, BLUE = "#E69F00", "#56B4E9"
 
@@ -18,11 +18,14 @@ def view(two_phase):
     s = sfw.Session(sfw.Dataset(img, eds=eds, energy_axis=energy, eds_binning=4), chip_size=16)
     s.add_class("fine", ORANGE)
     s.add_class("coarse", BLUE)
-    errors = []
-    v = ChipGridView(s, report=errors.append)
-    v.errors = errors
+    v = ChipGridView(AppModel(s))
     yield v
     v.close()
+
+
+def errors(view):
+    m = view.model.message
+    return [m.text] if m.kind == "error" else []
 
 
 def click(view, x, y, **kw):
@@ -31,10 +34,11 @@ def click(view, x, y, **kw):
 
 
 def assert_drawn_matches_session(view):
-    ov = session_overlay(view.session, view.suggested)
+    ov = view.model.overlay()
     np.testing.assert_array_equal(view.canvas.fill_rgba, ov.fill)
     np.testing.assert_array_equal(view.canvas.outline_rgba, ov.outline)
     np.testing.assert_array_equal(view.canvas.uncertain, ov.uncertain)
+    np.testing.assert_array_equal(view.canvas.suggested, ov.suggested)
 
 
 def test_click_labels_the_chip_under_the_pixel_and_second_click_removes(view):
@@ -48,13 +52,13 @@ def test_click_labels_the_chip_under_the_pixel_and_second_click_removes(view):
     click(view, 40.0, 30.0)                             # same chip again: removed
     assert s.supports == {}
     assert c.outline_rgba[10, 3] == 0
-    assert view.errors == []
+    assert errors(view) == []
 
 
 def test_segmentation_appears_with_two_classes_and_matches_result(view):
     s, c = view.session, view.canvas
     click(view, 5, 5)                                   # chip 0, fine (left half)
-    view.active_class = "coarse"
+    view.model.select_class("coarse")
     click(view, 120, 5)                                 # chip 7, coarse (right half)
     r = s.result
     assert r is not None and s.supports == {0: "fine", 7: "coarse"}
@@ -68,12 +72,12 @@ def test_segmentation_appears_with_two_classes_and_matches_result(view):
 
 def test_click_redraws_only_changed_chips_and_never_resends_the_image(view):
     click(view, 5, 5)
-    view.active_class = "coarse"
+    view.model.select_class("coarse")
     click(view, 120, 5)
     image_sent = mock.Mock()
     view.canvas.observe(image_sent, names="image")
     fills = mock.Mock()
-    view.canvas.observe(fills, names=["fill_rgba", "outline_rgba", "uncertain"])
+    view.canvas.observe(fills, names=["fill_rgba", "outline_rgba", "uncertain", "suggested"])
     click(view, 120, 100)                               # chip 6*8+7 = 55, coarse already predicted
     s = view.session
     expected = set(s.result.changed_chips(s.previous).tolist()) | {55}
@@ -94,12 +98,12 @@ def test_right_click_and_shift_click_remove(view):
     click(view, 21, 5, shift=True)
     assert s.supports == {}
     click(view, 40, 5, button=2)                        # removing a non-support: no-op, no error
-    assert s.supports == {} and view.errors == []
+    assert s.supports == {} and errors(view) == []
 
 
 def test_drag_paints_chips_as_one_undo_step(view):
     s, c = view.session, view.canvas
-    view.active_class = "coarse"
+    view.model.select_class("coarse")
     c.handle_mouse_down(70, 5)                          # chip 4
     assert s.supports == {4: "coarse"}
     c.handle_mouse_move(75, 8)                          # same chip: nothing new
@@ -153,40 +157,48 @@ def test_keys_choose_class_and_undo_redo(view):
 
 def test_hover_status_line(view):
     click(view, 5, 5)
-    view.active_class = "coarse"
+    view.model.select_class("coarse")
     click(view, 120, 5)
     view.canvas.handle_mouse_move(100, 100)             # chip 6*8+6 = 54
     r = view.session.result
-    assert view.hovered_chip == 54
+    assert view.model.hovered_chip == 54
     assert "chip 54 (row 6, col 6)" in view.status.value
     assert "predicted coarse" in view.status.value
     assert f"entropy {r.entropy[54]:.2f}" in view.status.value
     view.canvas.handle_mouse_move(500, 500)             # outside the image
-    assert view.hovered_chip == -1 and "chip" not in view.status.value
+    assert view.model.hovered_chip == -1 and "chip" not in view.status.value
 
 
 def test_click_without_a_class_reports_and_changes_nothing(two_phase):
     img = two_phase[0]
     s = sfw.Session(img, chip_size=16)
-    errors = []
-    v = ChipGridView(s, report=errors.append)
+    v = ChipGridView(s)  # a bare session: the view makes its model, with two default classes
+    v.model.remove_class("class 1")
+    v.model.remove_class("class 2")
     click(v, 5, 5)
-    assert s.supports == {} and len(errors) == 1 and "Add a class first" in errors[0]
+    assert s.supports == {} and "Add a class first" in errors(v)[0]
     v.close()
 
 
-def test_highlight_contrast_toggles_zoom(view):
+def test_suggestions_contrast_layers_zoom(view):
     c = view.canvas
-    view.highlight([9, 10])
-    assert c.outline_rgba[9].tolist() == list(HIGHLIGHT_RGBA) and c.cursor_chip == 9
+    click(view, 5, 5)
+    view.model.select_class("coarse")
+    click(view, 120, 5)
+    chips = view.model.suggest(2)
+    assert c.suggested[list(chips)].tolist() == [1, 1] and c.suggested.sum() == 2
+    assert c.outline_rgba[list(chips), 3].tolist() == [0, 0]  # unlike a support
+    assert c.cursor_chip == chips[0]
     c.handle_key("Escape")
-    assert c.outline_rgba[9, 3] == 0 and c.cursor_chip == -1
-    view.set_contrast(0, 100)
+    assert c.suggested.sum() == 0 and c.cursor_chip == -1
+    view.contrast.value = (0, 100)
     np.testing.assert_array_equal(c.image, display_image(view.session.dataset.image, (0, 100)))
     assert c.image.min() == 0 and c.image.max() == 255
     view.opacity.value = 0.8
     view.show_uncertain.value = False
-    assert c.fill_opacity == 0.8 and c.show_uncertain is False
+    view.outline_opacity.value = 0.5
+    assert c.fill_opacity == 0.8 and c.show_uncertain is False and c.outline_opacity == 0.5
+    assert view.model.layers.segmentation_opacity == 0.8
     z = c.zoom
     view.zoom_by(2.0)
     assert c.zoom == pytest.approx(2 * z)
@@ -195,7 +207,7 @@ def test_highlight_contrast_toggles_zoom(view):
 def test_regrid_redraws_geometry_and_keeps_supports(view):
     s, c = view.session, view.canvas
     click(view, 5, 5)
-    view.active_class = "coarse"
+    view.model.select_class("coarse")
     click(view, 120, 5)
     s.configure(chip_size=32)
     assert c.n_chips == 16 and c.boxes[1].tolist() == [0, 32, 32, 64]

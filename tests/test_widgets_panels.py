@@ -5,9 +5,10 @@ import pytest
 
 import stem_fsl_widgets as sfw
 from stem_fsl_widgets.elements import xray_lines
+from stem_fsl_widgets.viewmodel import entropy_histogram
 from stem_fsl_widgets.widgets.classes import ClassPanel, next_palette_colour
-from stem_fsl_widgets.widgets.results import ResultsPanel, entropy_histogram
-from stem_fsl_widgets.widgets.spectrum import SpectrumView, class_mean_spectra
+from stem_fsl_widgets.widgets.results import ResultsPanel
+from stem_fsl_widgets.widgets.spectrum import SpectrumView
 
 
 @pytest.fixture
@@ -19,6 +20,14 @@ def session(two_phase):
     return s
 
 
+def errors_of(view):
+    """Error messages the view's model showed (one per failed action)."""
+    seen = []
+    view.model.watch(lambda topics: "message" in topics and view.model.message.kind == "error"
+                     and seen.append(view.model.message.text))
+    return seen
+
+
 def ready(s):
     s.label(0, "fine")
     s.label(7, "coarse")
@@ -27,8 +36,8 @@ def ready(s):
 
 # ---------------------------------------------------------------------------------- classes
 def test_class_panel_add_rename_delete_keeps_supports_consistent(session):
-    errors = []
-    p = ClassPanel(session, report=errors.append)
+    p = ClassPanel(session)
+    errors = errors_of(p)
     ready(session)
     session.label(8, "fine")
     assert list(p.rows) == ["fine", "coarse"]
@@ -53,7 +62,7 @@ def test_class_panel_add_rename_delete_keeps_supports_consistent(session):
     p.rows["lattice A"].delete.click()
     assert session.supports == {7: "coarse"} and "lattice A" not in session.classes
     assert session.result is None                       # one class left with labels
-    assert "2 label(s)" in p.note.value
+    assert "Deleted lattice A and its 2 labels" in p.model.message.text
     session.undo()
     assert session.supports == {0: "lattice A", 7: "coarse", 8: "lattice A"}
     assert list(p.rows) == ["lattice A", "coarse", "oxide"]
@@ -62,8 +71,8 @@ def test_class_panel_add_rename_delete_keeps_supports_consistent(session):
 
 
 def test_class_panel_colours_and_errors(session):
-    errors = []
-    p = ClassPanel(session, report=errors.append)
+    p = ClassPanel(session)
+    errors = errors_of(p)
     old = session.classes["fine"]
     p.rows["fine"].swatch.click()
     new = session.classes["fine"]
@@ -73,7 +82,7 @@ def test_class_panel_colours_and_errors(session):
     assert list(session.classes) == ["fine", "coarse"]
     assert len(errors) == 1 and "Could not rename the class" in errors[0]
     p.add("   ")
-    assert len(errors) == 2 and "non-empty" in errors[1]
+    assert len(errors) == 2 and "Type a name" in errors[1]
     p.close()
 
 
@@ -86,7 +95,7 @@ def test_next_palette_colour_skips_used():
 # ---------------------------------------------------------------------------------- results
 def test_results_bars_histogram_and_threshold(session):
     p = ResultsPanel(session)
-    assert list(p.fraction_bars.x) == ["uncertain"]     # nothing yet
+    assert list(p.fraction_bars.x) == ["-"]             # nothing yet
     r = ready(session)
     assert list(p.fraction_bars.x) == ["fine", "coarse", "uncertain"]
     np.testing.assert_allclose(p.fraction_bars.y, [r.fractions["fine"], r.fractions["coarse"],
@@ -105,15 +114,15 @@ def test_results_bars_histogram_and_threshold(session):
 
 
 def test_suggest_and_fusion_controls(session):
-    errors = []
-    p = ResultsPanel(session, report=errors.append)
+    p = ResultsPanel(session)
+    errors = errors_of(p)
     p.suggest_button.click()
     assert p.suggested == () and "two classes" in errors[0]
     ready(session)
     p.n_suggest.value = 3
     p.suggest_button.click()
     assert p.suggested == tuple(session.suggest(3).tolist()) and len(p.suggested) == 3
-    assert "Label next: chips" in p.note.value
+    assert "Suggested next: chips" in p.model.status()
 
     assert p.eds_auto.value and p.eds_weight.disabled
     w = session.result.eds_weight
@@ -132,10 +141,10 @@ def test_suggest_and_fusion_controls(session):
 
 
 def test_encoding_controls_reencode_with_progress(session):
-    errors = []
-    p = ResultsPanel(session, report=errors.append)
+    p = ResultsPanel(session)
+    errors = errors_of(p)
     seen = []
-    session.progress = lambda what, f: (seen.append((what, f)), p.show_progress(what, f))
+    session.on_event(lambda e: "progress" in e.kinds and seen.append((e.what, e.fraction)))
     ready(session)
     p.chip_size.value = 32
     p.stride.value = 16
@@ -146,7 +155,7 @@ def test_encoding_controls_reencode_with_progress(session):
     assert (st.chip_size, st.stride, st.encoder) == (32, 16, other)
     assert session.n_chips == 49
     assert any(w == "encoding image chips" for w, _ in seen) and p.progress.value == 1.0
-    assert "100 %" in p.progress_label.value
+    assert p.progress_label.value == ""                  # done: no stale "encoding" text
     p.stride.value = 64
     p.apply_grid.click()                                 # stride > chip: refused, control reset
     assert session.settings.stride == 16 and p.stride.value == 16 and session.n_chips == 49
@@ -158,10 +167,12 @@ def test_encoding_controls_reencode_with_progress(session):
 def test_spectrum_hover_and_class_means(session):
     v = SpectrumView(session)
     spectra = session.chip_spectra()
-    assert not v.chip_line.visible and not v.class_lines.visible
+    # Nothing hovered or labelled: the mean of all chips, never a blank plot.
+    assert v.chip_line.visible and not v.class_lines.visible and "all chips" in v.legend.value
+    np.testing.assert_allclose(v.chip_line.y, spectra.mean(0))
     v.show_chip(9)
     np.testing.assert_array_equal(v.chip_line.y, spectra[9])
-    assert list(v.chip_line.labels) == ["chip 9"] and v.chip_line.visible
+    assert "chip 9 (unlabelled)" in v.legend.value and v.chip_line.visible
     r = ready(session)
     expected = np.stack([spectra[r.labels == k].mean(0) for k in range(2)])
     np.testing.assert_allclose(v.class_lines.y, expected)
@@ -172,16 +183,17 @@ def test_spectrum_hover_and_class_means(session):
     v.log_y.value = True
     assert v.chip_line.scales["y"] is v.y_log and v.y_axis.scale is v.y_log
     assert v.class_lines.y.min() >= 0.1 and v.chip_line.y.min() >= 0.1
+    assert 0 < v.y_log.min < v.y_log.max < np.inf       # finite log limits: no NaN transform
     np.testing.assert_allclose(v.chip_line.y, np.maximum(spectra[9].astype(float), 0.1))
     session.configure(chip_size=32)                      # new chips: the old index is stale
-    assert v.chip == -1 and not v.chip_line.visible
+    assert v.chip == -1 and "chip 9" not in v.legend.value
     assert v.class_lines.y.shape == (2, spectra.shape[1])
     v.close()
 
 
 def test_spectrum_elements_and_brush_window(session):
-    errors = []
-    v = SpectrumView(session, report=errors.append)
+    v = SpectrumView(session)
+    errors = errors_of(v)
     ready(session)
     v.elements.value = ["Ti"]
     assert session.settings.elements == ["Ti"]
@@ -205,6 +217,9 @@ def test_spectrum_elements_and_brush_window(session):
     v.close()
 
 
-def test_class_mean_spectra_handles_empty_class():
-    out = class_mean_spectra(np.ones((3, 2)), np.array([0, 0, 2]), 3)
-    assert out.tolist() == [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+def test_element_labels_are_staggered_not_clipped(session):
+    v = SpectrumView(session)
+    v.elements.value = ["Ti", "V"]                      # Ti Ka 4.51, V Ka 4.95 keV: close
+    heights = list(v.marker_labels.y)
+    assert max(heights) <= 0.9 and len(set(heights)) > 1
+    v.close()

@@ -1,35 +1,27 @@
 """The Voilà dashboard: pick the demo data or upload files, then the full FewShotApp.
 
-For people who never write code: every failure becomes a readable message on the page, and the
-labels a user made survive a bad file, a reload and a kernel restart (each dataset autosaves to
-a file keyed by its content, restored when the same data is opened again).
+A layout over :class:`~stem_fsl_widgets.viewmodel.DashboardModel` (the Panel app shows the
+same model): uploads open at once and show their names, a clear control resets them, an
+uncalibrated image asks for its pixel size, the autosave is per user (JupyterHub user, or an
+id the browser keeps) and a restore says what it brought back, with a "start over" button.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as widgets
 
 from ..dataset import Dataset
-from ..errors import SFWError
-from ..session import Session
+from ..viewmodel.dashboard import EDS_TYPES, IMAGE_TYPES, DashboardModel, autosave_dir, default_upload_mb
+from ..widgets.base import html_escape, message_html
 
 __all__ = ["Dashboard", "MAX_UPLOAD_MB", "autosave_dir"]
 
 #: Largest upload accepted, MB (override with the environment variable SFW_MAX_UPLOAD_MB).
-MAX_UPLOAD_MB = float(os.environ.get("SFW_MAX_UPLOAD_MB", "512"))
-
-IMAGE_TYPES = ".dm3,.dm4,.emd,.bcf,.tif,.tiff,.hspy,.zspy,.npy,.npz,.png"
-EDS_TYPES = ".dm3,.dm4,.emd,.bcf,.hspy,.zspy,.npy,.npz"
-
-
-def autosave_dir() -> Path:
-    """Where the dashboard autosaves sessions: ``$SFW_AUTOSAVE_DIR`` or ``~/.stem_fsl_widgets``."""
-    return Path(os.environ.get("SFW_AUTOSAVE_DIR", Path.home() / ".stem_fsl_widgets" / "autosave"))
+MAX_UPLOAD_MB = default_upload_mb()
 
 
 def _upload_value(upload: widgets.FileUpload) -> tuple[str, bytes] | None:
@@ -56,7 +48,13 @@ class Dashboard(widgets.VBox):
 
     Attributes
     ----------
-    demo_button, image_upload, eds_upload, open_button : ipywidgets
+    model : DashboardModel
+    demo_button, image_upload, eds_upload, clear_button : ipywidgets
+    files : ipywidgets.HTML
+        Names of the uploaded files in use.
+    pixel_size, pixel_unit, pixel_button : ipywidgets
+        Shown while the open image has no pixel size.
+    start_over : ipywidgets.Button
     message : ipywidgets.HTML
     app : FewShotApp or None
         The app on the current data.
@@ -65,106 +63,121 @@ class Dashboard(widgets.VBox):
     def __init__(self, *, max_upload_mb: float = MAX_UPLOAD_MB,
                  loader: Callable[[Path, Path | None], Dataset] | None = None,
                  demo: bool | None = None) -> None:
-        self.max_upload_mb = float(max_upload_mb)
-        self._loader = loader
+        from ..widgets.browser_id import BrowserId
+
+        self.model = DashboardModel(max_upload_mb=max_upload_mb, loader=loader)
         self.app = None
         auto = widgets.Layout(width="auto")  # full labels, never "Open uploaded f…"
         self.demo_button = widgets.Button(description="Use demo data", icon="flask",
-                                          button_style="info", layout=auto)
-        self.image_upload = widgets.FileUpload(accept=IMAGE_TYPES, multiple=False,
-                                               description="Image file", layout=auto)
-        self.eds_upload = widgets.FileUpload(accept=EDS_TYPES, multiple=False,
-                                             description="EDS file (optional)", layout=auto)
-        self.open_button = widgets.Button(description="Open uploaded files", icon="folder-open",
-                                          layout=auto)
-        self.message = widgets.HTML("Choose the demo data, or upload an image (and optionally its "
-                                    "EDS spectrum image), then click chips to label them.")
+                                          button_style="info", layout=auto,
+                                          tooltip="open the built-in demo image and EDS map")
+        self.image_upload = widgets.FileUpload(accept=",".join(IMAGE_TYPES), multiple=False,
+                                               description="Image file", layout=auto,
+                                               tooltip="upload a STEM image; it opens at once")
+        self.eds_upload = widgets.FileUpload(accept=",".join(EDS_TYPES), multiple=False,
+                                             description="EDS file (optional)", layout=auto,
+                                             tooltip="upload the EDS spectrum image of the same area")
+        self.clear_button = widgets.Button(description="clear", icon="times", layout=auto,
+                                           tooltip="forget the uploaded files")
+        self.files = widgets.HTML("", layout=widgets.Layout(min_height="1.4em"))
+        self.pixel_size = widgets.BoundedFloatText(0.1, min=1e-6, max=1e6, step=0.01,
+                                                   description="pixel size",
+                                                   layout=widgets.Layout(width="200px"))
+        self.pixel_unit = widgets.Dropdown(options=["pm", "Å", "nm", "µm"], value="nm",
+                                           layout=widgets.Layout(width="80px"))
+        self.pixel_button = widgets.Button(description="set pixel size", layout=widgets.Layout(width="auto"))
+        self.calibration = widgets.HBox([self.pixel_size, self.pixel_unit, self.pixel_button],
+                                        layout=widgets.Layout(display="none"))
+        # Its own Layout: it is hidden and shown, and a shared Layout would hide the others too.
+        self.start_over = widgets.Button(description="start over", icon="eraser",
+                                         layout=widgets.Layout(width="auto"),
+                                         tooltip="a fresh start on this data; the old labels "
+                                                 "are kept in a backup file")
+        self.start_over.layout.display = "none"
+        self.message = widgets.HTML("", layout=widgets.Layout(min_height="1.6em"))
         self.container = widgets.VBox([])
+        self.browser = BrowserId()
+
         self.demo_button.on_click(lambda _: self.open_demo())
-        self.open_button.on_click(lambda _: self.open_uploads())
+        self.image_upload.observe(self._on_image, names="value")
+        self.eds_upload.observe(self._on_eds, names="value")
+        self.clear_button.on_click(lambda _: self.model.clear_uploads())
+        self.pixel_button.on_click(
+            lambda _: self.model.set_pixel_size(self.pixel_size.value, self.pixel_unit.value))
+        self.start_over.on_click(lambda _: self.model.start_over())
+        self.browser.observe(lambda ch: self.model.set_user(ch["new"]), names="browser_id")
+        self.model.watch(self._on_topics)
+
         title = widgets.HTML("<h2 style='margin:4px 0'>STEM few-shot segmentation</h2>")
-        chooser = widgets.HBox([self.demo_button, self.image_upload, self.eds_upload, self.open_button],
+        chooser = widgets.HBox([self.demo_button, self.image_upload, self.eds_upload, self.clear_button],
                                layout=widgets.Layout(flex_flow="row wrap"))
-        super().__init__([title, chooser, self.message, self.container])
+        super().__init__([title, chooser, self.files, self.calibration,
+                          widgets.HBox([self.message, self.start_over],
+                                       layout=widgets.Layout(align_items="center")),
+                          self.container, self.browser])
         self.add_class("sfw-dashboard")
+        self._on_topics(frozenset({"message", "uploads"}))
         if demo if demo is not None else os.environ.get("SFW_DEMO") == "1":
             self.open_demo()
 
-    # ------------------------------------------------------------------ messages
-    def _say(self, text: str, kind: str = "info") -> None:
-        from html import escape
-
-        style = {"info": "color:#333", "error": "color:#b00020;font-weight:bold"}[kind]
-        self.message.value = f"<div class='sfw-dash-{kind}' style='{style}'>{escape(text)}</div>"
-
-    # ------------------------------------------------------------------ opening data
+    # ------------------------------------------------------------------ actions
     def open_demo(self) -> None:
         """Open the built-in demo data."""
-        from ..datasets import demo
-
-        self._open(lambda: demo(), "the demo data")
+        self.model.open_demo()
 
     def open_uploads(self) -> None:
-        """Read the uploaded image (and EDS file) and open them; errors become messages."""
-        image = _upload_value(self.image_upload)
+        """Open what the upload buttons hold (they open on their own; kept for scripts)."""
+        image, eds = _upload_value(self.image_upload), _upload_value(self.eds_upload)
         if image is None:
-            self._say("Upload an image file first (or use the demo data).", "error")
+            self.model.say("Upload an image file first (or use the demo data).", "error")
             return
-        eds = _upload_value(self.eds_upload)
-        for name, content in [image] + ([eds] if eds else []):
-            size_mb = len(content) / 1e6
-            if size_mb > self.max_upload_mb:
-                self._say(f"{name} is {size_mb:.0f} MB, over the {self.max_upload_mb:.0f} MB upload "
-                          "limit. Use the Python API or batch mode for big files, or raise "
-                          "SFW_MAX_UPLOAD_MB.", "error")
-                return
-            if not content:
-                self._say(f"{name} is empty (0 bytes). Upload the file again.", "error")
-                return
-        folder = Path(tempfile.mkdtemp(prefix="sfw_upload_"))
-        paths = []
-        for name, content in [image] + ([eds] if eds else []):
-            path = folder / Path(name).name  # never trust a client path
-            path.write_bytes(content)
-            paths.append(path)
+        if eds is not None:
+            self.model.eds = None
+            self.model.upload_eds(*eds)
+        self.model.upload_image(*image)
 
-        def load() -> Dataset:
-            if self._loader is not None:
-                return self._loader(paths[0], paths[1] if eds else None)
-            from ..io import load as sfw_load
+    def _on_image(self, change: dict) -> None:
+        up = _upload_value(self.image_upload)
+        if up is not None:
+            self.model.upload_image(*up)
 
-            return sfw_load(paths[0], eds_path=paths[1] if eds else None)
+    def _on_eds(self, change: dict) -> None:
+        up = _upload_value(self.eds_upload)
+        if up is not None:
+            self.model.upload_eds(*up)
 
-        self._open(load, image[0])
+    # ------------------------------------------------------------------ drawing
+    def _on_topics(self, topics: frozenset) -> None:
+        m = self.model
+        if "message" in topics:
+            kind = {"ok": "info"}.get(m.message.kind, m.message.kind)
+            self.message.value = (f"<div class='sfw-dash-{kind}'>"
+                                  f"{message_html(m.message.text, m.message.kind)}</div>")
+        if "uploads" in topics:
+            names = [f"image: <b>{html_escape(m.image.label)}</b>"] if m.image else []
+            names += [f"EDS: <b>{html_escape(m.eds.label)}</b>"] if m.eds else []
+            self.files.value = "<span class='sfw-files'>" + " · ".join(names) + "</span>"
+            self.clear_button.disabled = not names
+            # A FileUpload keeps its last file: reset it so the same file can be chosen again.
+            for upload, kept in ((self.image_upload, m.image), (self.eds_upload, m.eds)):
+                if kept is None and upload.value:
+                    upload.value = ()
+        if "app" in topics:
+            self._show_app()
+        if topics & {"calibration", "app"}:
+            self.calibration.layout.display = "flex" if m.needs_pixel_size else "none"
 
-    def _open(self, make: Callable[[], Dataset], what: str) -> None:
-        self._say(f"Opening {what} …")
-        try:
-            dataset = make()
-            app = self._make_app(dataset)
-        except SFWError as err:
-            self._say(f"Could not open {what}: {err}", "error")
-            return
-        except Exception as err:  # a reader crash must not show a traceback to the user
-            self._say(f"Could not open {what}: {type(err).__name__}: {err}. "
-                      "Check that it is a STEM image file of a supported format.", "error")
-            return
-        self.app = app
-        self.container.children = [app]
-        restored = len(app.session.supports)
-        self._say(f"Opened {what}." + (f" Restored {restored} labelled chips from the last visit."
-                                       if restored else ""))
-
-    def _make_app(self, dataset: Dataset):
+    def _show_app(self) -> None:
         from ..widgets.app import FewShotApp
 
-        path = autosave_dir() / f"{dataset.content_hash}.json"
-        if path.exists():
-            try:
-                return FewShotApp(Session.load(path, dataset), autosave=path)
-            except SFWError:
-                pass  # an unreadable autosave is kept as is; start fresh beside it
-        session = Session(dataset)
-        for name in dataset.truth_classes or ():  # the demo names its phases: offer them
-            session.add_class(name)
-        return FewShotApp(session, autosave=path)
+        old, self.app = self.app, None
+        if old is not None:
+            # Closed before it leaves the page: a figure resized to nothing while still open
+            # would draw NaN paths (bqplot) on its way out.
+            old.close()
+        if self.model.app is not None:
+            self.app = FewShotApp(self.model.app)
+            self.container.children = [self.app]
+        else:
+            self.container.children = []
+        self.start_over.layout.display = "" if self.app is not None else "none"

@@ -11,17 +11,27 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InputError
-from .base import ImageEncoder, encode_chips, pick_device, robust_normalise, standardise_chips
+from .base import (
+    ContextEncoder,
+    ImageEncoder,
+    chip_windows,
+    encode_chips,
+    pick_device,
+    robust_normalise,
+    standardise_chips,
+)
 from .cnn import RandomCNNEncoder, ResNetEncoder
 from .physics import FourierEncoder
 
 __all__ = [
     "DEFAULT_ENCODER",
+    "ContextEncoder",
     "ImageEncoder",
     "FourierEncoder",
     "RandomCNNEncoder",
     "ResNetEncoder",
     "available_encoders",
+    "chip_windows",
     "encode_chips",
     "get_encoder",
     "pick_device",
@@ -33,8 +43,12 @@ __all__ = [
 DEFAULT_ENCODER = "fourier"
 
 _REGISTRY: dict[str, Callable[..., ImageEncoder]] = {
-    "fourier": FourierEncoder,
-    "fourier_oriented": lambda **kw: FourierEncoder(rotation_invariant=False, **kw),
+    # Default: the chip and its 2× neighbourhood (see ContextEncoder); "fourier_local" is the
+    # chip alone, for objects much smaller than a chip.
+    "fourier": lambda context=2, **kw: ContextEncoder(FourierEncoder(**kw), context),
+    "fourier_local": FourierEncoder,
+    "fourier_oriented": lambda context=2, **kw: ContextEncoder(FourierEncoder(rotation_invariant=False, **kw),
+                                                               context),
     "random_cnn": RandomCNNEncoder,
     "resnet18": lambda **kw: ResNetEncoder("resnet18", **kw),
     "resnet34": lambda **kw: ResNetEncoder("resnet34", **kw),

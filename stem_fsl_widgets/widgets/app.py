@@ -1,15 +1,13 @@
 """FewShotApp: the whole notebook tool in one widget — click chips, see the segmentation.
 
-Composition only: every part is a view of the same :class:`~stem_fsl_widgets.session.Session`
-and redraws from it when it changes; the app links the parts (active class, hovered chip,
-suggestions), routes progress and errors to one place, and sets up autosave.
+Layout only: every part is a view of one :class:`~stem_fsl_widgets.viewmodel.AppModel`
+(active class, hovered chip, suggestions, message, progress live there), so the parts stay
+linked without talking to each other, and the Panel app shows the same model the same way.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from contextlib import suppress
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -17,50 +15,21 @@ import numpy as np
 
 from ..dataset import Dataset
 from ..session import Session
+from ..viewmodel import AppModel
+from ..viewmodel.text import data_folder, data_stem
+from .base import html_escape, message_html
 from .classes import ClassPanel
-from .export_panel import ExportPanel, data_folder, data_stem
+from .export_panel import ExportPanel
 from .grid_view import ChipGridView
-from .overlay import guard, html_escape
 from .results import ResultsPanel
 from .spectrum import SpectrumView
 
-__all__ = ["FewShotApp", "autosave_target", "default_autosave_path"]
-
-DEFAULT_CLASSES = ("class 1", "class 2")
-_STYLE = {"info": "color:#333", "ok": "color:#1b5e20", "error": "color:#b00020;font-weight:bold"}
+__all__ = ["FewShotApp", "default_autosave_path"]
 
 
 def default_autosave_path(dataset: Dataset) -> Path:
     """``<data folder>/<data stem>.sfw.json``: next to the data file (or in the working dir)."""
     return data_folder(dataset) / f"{data_stem(dataset)}.sfw.json"
-
-
-def autosave_target(path: Path, session: Session) -> Path:
-    """Where to autosave: ``path``, unless it holds *other* work — then ``<stem>-2...``.
-
-    A file that already holds this session's state (it was just restored from it) is
-    continued. Any other existing file is left alone: a fresh session would otherwise rotate
-    it to ``.bak`` at the first click and lose it at the second.
-    """
-    n = 1
-    candidate = path
-    while candidate.exists() and not _holds(candidate, session):
-        n += 1
-        name = path.name[: -len(".sfw.json")] if path.name.endswith(".sfw.json") else path.stem
-        candidate = path.with_name(f"{name}-{n}{path.name[len(name):]}")
-    return candidate
-
-
-def _holds(path: Path, session: Session) -> bool:
-    """Whether the session file at ``path`` has exactly this session's classes, labels, settings."""
-    try:
-        saved = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    mine = session.to_dict()
-    keys = ("classes", "supports", "settings")
-    return (isinstance(saved, dict) and all(saved.get(k) == mine[k] for k in keys)
-            and saved.get("dataset", {}).get("content_hash") == mine["dataset"]["content_hash"])
 
 
 class FewShotApp(widgets.VBox):
@@ -72,32 +41,29 @@ class FewShotApp(widgets.VBox):
 
     Parameters
     ----------
-    session_or_dataset : Session, Dataset or ndarray
-        A session to continue, or data to start one on (default settings).
+    source : AppModel, Session, Dataset or ndarray
+        A model or session to continue, or data to start one on (default settings).
     autosave : str, Path or True, optional
         Save the session atomically after every change: to this path, or with ``True`` to
-        :func:`default_autosave_path` (next to the data). An existing file there that holds
-        other work is never overwritten: a numbered name is used instead (:meth:`restore`
-        continues a file).
-        None keeps the session's own setting.
+        :func:`default_autosave_path` (next to the data). A file there that holds other work
+        is never overwritten: autosave pauses and says so. None keeps the session's setting.
     max_view_size : int
         Longest side of the image on screen, CSS px.
 
     Attributes
     ----------
+    model : AppModel
     session : Session
     grid_view : ChipGridView
-        Image, chip grid and overlays; clicks label chips.
     classes : ClassPanel
     spectrum : SpectrumView or None
         None when the dataset has no EDS.
     results : ResultsPanel
-        Fractions, entropy, suggestions, fusion and encoding settings.
     export : ExportPanel
     message : ipywidgets.HTML
         What the session still needs, what it shows, or the last error.
     autosave_info : ipywidgets.HTML
-        Where the session autosaves.
+        Whether the session autosaves, and a visible warning when autosave is off.
 
     Examples
     --------
@@ -106,45 +72,35 @@ class FewShotApp(widgets.VBox):
     >>> app                                                             # doctest: +SKIP
     """
 
-    def __init__(self, session_or_dataset: Session | Dataset | np.ndarray, *,
+    def __init__(self, source: AppModel | Session | Dataset | np.ndarray, *,
                  autosave: str | os.PathLike | bool | None = None, max_view_size: int = 640) -> None:
-        s = session_or_dataset if isinstance(session_or_dataset, Session) else Session(session_or_dataset)
-        self.session = s
-        asked = default_autosave_path(s.dataset) if autosave is True else (
-            Path(autosave) if autosave else None)
-        if asked is not None:
-            s.autosave = autosave_target(asked, s)
-        self.message = widgets.HTML("", layout=widgets.Layout(min_height="1.8em"))
-        self.autosave_info = widgets.HTML(self._autosave_text(asked))
-        self._error = False
-        if not s.classes:
-            for name in DEFAULT_CLASSES:  # something to click with at once; renamable
-                s.add_class(name)
-
+        if isinstance(source, AppModel):
+            m, self._owns_model = source, False
+        else:
+            m, self._owns_model = AppModel(source if isinstance(source, Session) else Session(source)), True
+        self.model = m
+        self.session = s = m.session
+        if autosave:
+            s.autosave = default_autosave_path(s.dataset) if autosave is True else Path(autosave)
         self._title = widgets.HTML("")
-        # Registered before the views: a view that fails while redrawing reports *after* the
-        # status line was refreshed, so its error stays visible.
-        s.on_change(self._on_session_change)
+        self.status = widgets.HTML("", layout=widgets.Layout(min_height="1.6em"))
+        self.message = widgets.HTML("", layout=widgets.Layout(min_height="1.6em"))
+        self.autosave_info = widgets.HTML("")
+        m.watch(self._on_topics)
 
-        report = self.show_error
-        self.grid_view = ChipGridView(s, report=report, max_view_size=max_view_size)
-        self.classes = ClassPanel(s, report=report)
-        self.spectrum = SpectrumView(s, report=report) if s.dataset.has_eds else None
-        self.results = ResultsPanel(s, report=report)
-        self.export = ExportPanel(s, report=report)
-        s.progress = self.results.show_progress
-
-        # Cross-view links; each view already redraws itself from the session.
-        self._links = [widgets.link((self.classes, "active"), (self.grid_view, "active_class"))]
-        self.grid_view.observe(self._on_chip, names=["hovered_chip", "selected_chip"])
-        self.results.observe(self._on_suggested, names="suggested")
+        self.grid_view = ChipGridView(m, max_view_size=max_view_size)
+        self.classes = ClassPanel(m)
+        self.spectrum = SpectrumView(m) if m.has_eds else None
+        self.results = ResultsPanel(m)
+        self.export = ExportPanel(m)
 
         side = [self.classes] + ([self.spectrum] if self.spectrum is not None else [])
         top = widgets.HBox([self.grid_view, widgets.VBox(side)],
                            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
-        super().__init__([self._title, self.message, top, self.results, self.export,
+        super().__init__([self._title, self.status, self.message, top, self.results, self.export,
                           self.autosave_info])
-        self._on_session_change(s)
+        self.add_class("sfw-app")
+        self._on_topics(frozenset({"status", "message", "autosave"}))
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -158,79 +114,47 @@ class FewShotApp(widgets.VBox):
         SessionFileError
             If the file is missing, malformed, or made on other data.
         """
-        kwargs.setdefault("autosave", path)
-        return cls(Session.load(path, dataset), **kwargs)
+        autosave = kwargs.pop("autosave", path)
+        return cls(Session.load(path, dataset, autosave=autosave or None), **kwargs)
 
-    def save(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> Path:
-        """Save the session JSON (+ ``.npz`` arrays); default name from the export panel."""
+    def save(self, path: str | os.PathLike, *, arrays: bool = True) -> Path:
+        """Save the session JSON (+ ``.npz`` arrays for batch mode)."""
         return self.export.save(path, arrays=arrays)
 
-    def export_maps(self, prefix: str | os.PathLike | None = None,
-                    formats: tuple[str, ...] = ("png", "tif")) -> list[Path]:
+    def export_maps(self, prefix: str | os.PathLike, formats: tuple[str, ...] = ("png", "tif")) -> list[Path]:
         """Write segmentation and entropy maps (PNG, calibrated TIFF) as ``<prefix>_*``."""
         return self.export.export_maps(prefix, formats=formats)
 
-    def export_csv(self, path: str | os.PathLike | None = None) -> Path:
+    def export_csv(self, path: str | os.PathLike) -> Path:
         """Write the per-chip table as CSV."""
         return self.export.export_csv(path)
 
     # ------------------------------------------------------------------ messages
-    def _autosave_text(self, asked: Path | None) -> str:
-        path = self.session.autosave
-        if path is None:
-            return "<small>Autosave off (FewShotApp(..., autosave=True) saves after every change).</small>"
-        text = f"Autosaving to {path}"
-        if asked is not None and Path(path) != asked:
-            text += (f" — {asked} already exists and is left as it is; "
-                     "FewShotApp.restore(path, dataset) continues it")
-        return f"<small>{html_escape(text)}.</small>"
-
     def show_error(self, message: str) -> None:
-        """Show ``message`` as an error in the message line (until the next change)."""
-        self._error = True
-        self.message.value = f"<span style='{_STYLE['error']}'>⚠ {html_escape(message)}</span>"
+        """Show ``message`` as an error in the message line."""
+        self.model.say(message, "error")
 
-    def show_status(self) -> None:
-        """Show what the session needs next, or what the segmentation says."""
-        self._error = False
-        s, r = self.session, self.session.result
-        text = s.status()
-        if r is not None:
-            text += f" {100 * r.uncertain_fraction:.0f} % of chips uncertain."
-            text += "".join(f" {n}." for n in r.notes)
-        style = _STYLE["ok"] if r is not None else _STYLE["info"]
-        self.message.value = f"<span style='{style}'>{html_escape(text)}</span>"
+    def _on_topics(self, topics: frozenset) -> None:
+        m = self.model
+        if "status" in topics:
+            self._title.value = f"<b>{html_escape(m.title)}</b>"
+            self.status.value = message_html(m.status(), "ok" if m.session.result is not None else "info")
+        if "message" in topics:
+            self.message.value = message_html(m.message.text, m.message.kind)
+        if "autosave" in topics or "status" in topics:
+            warning = m.autosave_warning
+            self.autosave_info.value = (message_html(warning, "warning") if warning
+                                        else f"<small>{html_escape(m.autosave_text)}</small>")
 
     def close(self) -> None:
-        """Detach every view from the session and close the widgets."""
-        session = getattr(self, "session", None)  # also runs from __del__, maybe half-built
-        if session is not None:
-            session.on_change(self._on_session_change, remove=True)
-            results = getattr(self, "results", None)
-            if results is not None and session.progress == results.show_progress:
-                session.progress = None
-        links, self._links = getattr(self, "_links", []), []
-        for link in links:
-            with suppress(ValueError):  # already gone (second close, interpreter exit)
-                link.unlink()
+        """Detach every view from the model and close the widgets."""
+        model = getattr(self, "model", None)  # also runs from __del__, maybe half-built
+        if model is not None:
+            model.watch(self._on_topics, remove=True)
         for name in ("grid_view", "classes", "spectrum", "results", "export"):
             view = getattr(self, name, None)
             if view is not None:
                 view.close()
+        if model is not None and getattr(self, "_owns_model", False):
+            model.close()
         super().close()
-
-    # ------------------------------------------------------------------ links
-    def _on_session_change(self, _session: Session) -> None:
-        with guard(self.show_error, "update the status"):
-            s = self.session
-            self._title.value = (f"<b>{html_escape(s.dataset.name)}</b> — {s.n_chips} chips of "
-                                 f"{s.settings.chip_size} px")
-            self.show_status()
-
-    def _on_chip(self, change: dict) -> None:
-        if self.spectrum is not None and change["new"] >= 0:
-            self.spectrum.show_chip(change["new"])
-
-    def _on_suggested(self, change: dict) -> None:
-        with guard(self.show_error, "highlight the suggestions"):
-            self.grid_view.highlight(change["new"])

@@ -6,7 +6,7 @@
 //   image   - the grayscale image (redrawn only on image / zoom / pan changes)
 //   fill    - per-chip class fills, opaque; `fill_opacity` is applied as CSS opacity
 //   overlay - grid, uncertainty hatch, support outlines
-//   ui      - the chip under the mouse and the Python-chosen `cursor_chip`
+//   ui      - the chip under the mouse, the Python-chosen `cursor_chip`, suggested chips
 // Chip indices changed between two versions of an array are found by diffing here, so only
 // those chips are repainted; no custom "dirty" message exists that Voilà could lose.
 
@@ -72,6 +72,7 @@ function render({ model, el }) {
     src: null, imgW: 0, imgH: 0, // image as an offscreen canvas at full resolution
     boxes: new Int32Array(0), cells: new Int32Array(0), n: 0,
     fill: new Uint8Array(0), outline: new Uint8Array(0), uncertain: new Uint8Array(0),
+    suggested: new Uint8Array(0),
     vw: 1, vh: 1, dpr: 1, zoom: 1, panX: 0, panY: 0,
     hover: -1, drag: null, hatch: null,
   };
@@ -182,11 +183,14 @@ function render({ model, el }) {
         g.rect(r[0], r[1], r[2] - r[0], r[3] - r[1]);
       }
       g.fillStyle = g.createPattern(st.hatch, "repeat");
+      g.globalAlpha = model.get("uncertain_opacity");
       g.fill();
+      g.globalAlpha = 1;
     }
     const o = st.outline;
     if (model.get("show_outline") && o.length) {
       const lw = OUTLINE_PX * dpr;
+      g.globalAlpha = model.get("outline_opacity");
       for (const i of todo) {
         if (4 * i + 3 >= o.length || o[4 * i + 3] === 0) continue;
         const r = devRect(st.boxes, i);
@@ -199,6 +203,7 @@ function render({ model, el }) {
         g.strokeStyle = "rgba(0,0,0,0.8)";
         g.strokeRect(r[0] + lw + 0.5, r[1] + lw + 0.5, w - 2 * lw - 1, h - 2 * lw - 1);
       }
+      g.globalAlpha = 1;
     }
     if (damage) g.restore();
   }
@@ -246,6 +251,13 @@ function render({ model, el }) {
     g.clearRect(0, 0, c.width, c.height);
     const cur = model.get("cursor_chip");
     if (cur >= 0 && cur < st.n) strokeBoth(g, devRect(st.boxes, cur), true);
+    // Suggestions: dashed black-and-white boxes with no fill, unlike a support's solid outline.
+    if (model.get("show_outline")) {
+      const sg = st.suggested;
+      for (let i = 0; i < Math.min(st.n, sg.length); i++) {
+        if (sg[i] && i !== cur) strokeBoth(g, devRect(st.boxes, i), true);
+      }
+    }
     if (st.hover >= 0 && st.hover < st.n) strokeBoth(g, devRect(st.cells, st.hover), false);
     drawScaleBar(g);
   }
@@ -507,8 +519,10 @@ function render({ model, el }) {
     ["change:fill_rgba", () => loadRows("fill", "fill_rgba", 4, "fill")],
     ["change:outline_rgba", () => loadRows("outline", "outline_rgba", 4, "overlay")],
     ["change:uncertain", () => loadRows("uncertain", "uncertain", 1, "overlay")],
-    ["change:show_grid change:show_outline change:show_uncertain change:grid_color",
-      () => request("overlay")],
+    ["change:suggested", () => { st.suggested = unpack(model.get("suggested"), Uint8Array).data; request("ui"); }],
+    ["change:show_grid change:show_outline change:show_uncertain change:grid_color " +
+      "change:uncertain_opacity change:outline_opacity",
+      () => { request("overlay"); request("ui"); }],
     ["change:show_fill change:fill_opacity", loadFillStyle],
     ["change:zoom change:pan", loadView],
     ["change:view_width change:view_height", loadSize],
@@ -523,6 +537,7 @@ function render({ model, el }) {
   st.fill = unpack(model.get("fill_rgba"), Uint8Array).data;
   st.outline = unpack(model.get("outline_rgba"), Uint8Array).data;
   st.uncertain = unpack(model.get("uncertain"), Uint8Array).data;
+  st.suggested = unpack(model.get("suggested"), Uint8Array).data;
   loadFillStyle();
   requestAll();
 

@@ -261,13 +261,19 @@ class ChipCanvas(anywidget.AnyWidget):
     """Per-chip thick outline (supports), shape (N, 4) RGBA; alpha 0 = none."""
     uncertain = _Array("uint8", (None,)).tag(**_ARRAY_SYNC)
     """Per-chip flag, shape (N,); nonzero chips get a black-and-white hatch."""
+    suggested = _Array("uint8", (None,)).tag(**_ARRAY_SYNC)
+    """Per-chip flag, shape (N,); nonzero chips get a dashed box (suggested next labels)."""
 
     show_grid = traitlets.Bool(True).tag(sync=True)
     show_fill = traitlets.Bool(True).tag(sync=True)
     show_outline = traitlets.Bool(True).tag(sync=True)
     show_uncertain = traitlets.Bool(True).tag(sync=True)
-    fill_opacity = traitlets.Float(0.45, min=0.0, max=1.0).tag(sync=True)
+    fill_opacity = traitlets.Float(0.35, min=0.0, max=1.0).tag(sync=True)
     """Opacity of the whole fill layer (per-chip alpha multiplies it)."""
+    uncertain_opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
+    """Opacity of the uncertainty hatch."""
+    outline_opacity = traitlets.Float(1.0, min=0.0, max=1.0).tag(sync=True)
+    """Opacity of the support outlines."""
     grid_color = traitlets.Unicode("rgba(255,255,255,0.35)").tag(sync=True)
     """CSS colour of the grid lines."""
 
@@ -335,6 +341,7 @@ class ChipCanvas(anywidget.AnyWidget):
             "fill_rgba": np.zeros((n, 4), np.uint8),
             "outline_rgba": np.zeros((n, 4), np.uint8),
             "uncertain": np.zeros(n, np.uint8),
+            "suggested": np.zeros(n, np.uint8),
         }
 
     @property
@@ -385,12 +392,12 @@ class ChipCanvas(anywidget.AnyWidget):
         n = len(change["new"])
         with self.hold_sync():
             self.cells = chip_cells(change["new"])
-            for name in ("fill_rgba", "outline_rgba", "uncertain"):
+            for name in ("fill_rgba", "outline_rgba", "uncertain", "suggested"):
                 current = getattr(self, name)
                 if len(current) != n:
                     setattr(self, name, np.zeros((n,) + current.shape[1:], current.dtype))
 
-    @traitlets.validate("cells", "fill_rgba", "outline_rgba", "uncertain")
+    @traitlets.validate("cells", "fill_rgba", "outline_rgba", "uncertain", "suggested")
     def _check_rows(self, proposal: dict[str, Any]) -> np.ndarray:
         value = proposal["value"]
         if len(value) not in (0, self.n_chips):
@@ -407,6 +414,7 @@ class ChipCanvas(anywidget.AnyWidget):
         fill: Any = None,
         outline: Any = None,
         uncertain: Any = None,
+        suggested: Any = None,
     ) -> np.ndarray:
         """Change the overlay of some chips; the front end repaints only those chips.
 
@@ -421,6 +429,8 @@ class ChipCanvas(anywidget.AnyWidget):
             New fill / outline colours (alpha 0 clears); one row is broadcast to all chips.
         uncertain : bool or array_like of bool, shape (k,), optional
             New uncertainty flags.
+        suggested : bool or array_like of bool, shape (k,), optional
+            New suggestion flags.
 
         Returns
         -------
@@ -438,7 +448,7 @@ class ChipCanvas(anywidget.AnyWidget):
             raise IndexError(f"chip indices {idx.tolist()} out of range for {n} chips")
         with self.hold_sync():
             for name, values in (("fill_rgba", fill), ("outline_rgba", outline),
-                                 ("uncertain", uncertain)):
+                                 ("uncertain", uncertain), ("suggested", suggested)):
                 if values is None:
                     continue
                 current = getattr(self, name)

@@ -1,103 +1,86 @@
-"""Export buttons: segmentation/entropy maps, the per-chip table, the session file.
+"""Downloads: maps, tables, measurements and the session reach the user through the browser.
 
-The writing is :mod:`stem_fsl_widgets.export`'s and :meth:`Session.save`'s; this panel only
-picks file names (an output folder + a prefix) and lists what it wrote.
+The files are made in memory by the model (:meth:`AppModel.download`) and handed to the
+browser; nothing is written to a server folder a viewer could choose. Python users can still
+write files where they like with :meth:`ExportPanel.export_maps` and friends.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import ipywidgets as widgets
 
 from .. import export
 from ..errors import NotEnoughSupportsError
-from .overlay import guard, html_escape
+from ..session import Session
+from ..viewmodel import DOWNLOADS, AppModel
+from .base import ModelView
+from .download import Downloader
 
-__all__ = ["ExportPanel", "data_folder", "safe_stem"]
-
-
-def safe_stem(name: str) -> str:
-    """A file-name-safe version of a dataset name.
-
-    Examples
-    --------
-    >>> safe_stem("Ni alloy / area 3")
-    'Ni_alloy_area_3'
-    """
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
-    return stem or "image"
+__all__ = ["ExportPanel"]
 
 
-def data_folder(dataset) -> Path:
-    """The folder of the file the dataset was read from, else the working directory."""
-    source = (dataset.metadata or {}).get("source")
-    return Path(source).resolve().parent if source else Path.cwd()
-
-
-def data_stem(dataset) -> str:
-    """Stem of the dataset's source file, else its safe name."""
-    source = (dataset.metadata or {}).get("source")
-    return safe_stem(Path(source).stem if source else dataset.name)
-
-
-class ExportPanel(widgets.VBox):
-    """Buttons and methods that write the current segmentation and session.
+class ExportPanel(ModelView, widgets.VBox):
+    """Download buttons (one file, or everything as a zip) and the Python export API.
 
     Parameters
     ----------
-    session : Session
-    report : callable(str), optional
-        Where error messages go; default this panel's output line.
-    folder : str or Path, optional
-        Output folder; default the data's folder (or the working directory).
+    model : AppModel or Session
 
     Attributes
     ----------
-    folder, prefix : ipywidgets.Text
-        Files are written as ``<folder>/<prefix>_labels.png`` etc.
-    maps_button, csv_button, session_button : ipywidgets.Button
-    written : ipywidgets.HTML
-        The files written by the last export.
+    what : ipywidgets.Dropdown
+        Which file the "download" button delivers.
+    download_button, zip_button : ipywidgets.Button
+    downloader : Downloader
+        Hands the bytes to the browser.
     """
 
-    def __init__(self, session, *, report: Callable[[str], None] | None = None,
-                 folder: str | os.PathLike | None = None) -> None:
-        self.session = session
-        self.report = report or self._report_here
-        ds = session.dataset
-        self.folder = widgets.Text(str(folder or data_folder(ds)), description="folder",
-                                   layout=widgets.Layout(width="420px"))
-        self.prefix = widgets.Text(data_stem(ds), description="prefix",
-                                   layout=widgets.Layout(width="260px"))
-        self.maps_button = widgets.Button(description="maps (PNG + TIFF)", icon="image",
-                                          layout=widgets.Layout(width="160px"))
-        self.csv_button = widgets.Button(description="chip table (CSV)", icon="table",
-                                         layout=widgets.Layout(width="150px"))
-        self.session_button = widgets.Button(description="session (JSON)", icon="save",
-                                             layout=widgets.Layout(width="140px"))
-        self.written = widgets.HTML("")
-        self.maps_button.on_click(lambda _b: self._run("export the maps", self.export_maps))
-        self.csv_button.on_click(lambda _b: self._run("export the chip table", self.export_csv))
-        self.session_button.on_click(lambda _b: self._run("save the session", self.save))
-        super().__init__([widgets.HTML("<b>Export</b>"), widgets.HBox([self.folder, self.prefix]),
-                          widgets.HBox([self.maps_button, self.csv_button, self.session_button]),
-                          self.written])
+    SHOWS = frozenset()
+
+    def __init__(self, model: AppModel | Session) -> None:
+        self._bind(model)
+        options = [(f"{DOWNLOADS[k][0]} ({k.rsplit('.', 1)[1].upper()})", k)
+                   for k in DOWNLOADS if k != "all.zip"]
+        self.what = widgets.Dropdown(options=options, value="labels.png",
+                                     layout=widgets.Layout(width="360px"))
+        self.download_button = widgets.Button(description="download", icon="download",
+                                              layout=widgets.Layout(width="120px"))
+        self.zip_button = widgets.Button(description="download all (zip)", icon="file-archive-o",
+                                         layout=widgets.Layout(width="170px"))
+        self.downloader = Downloader()
+        self.download_button.on_click(lambda _b: self.download(self.what.value))
+        self.zip_button.on_click(lambda _b: self.download("all.zip"))
+        super().__init__([widgets.HTML("<b>Download</b>"),
+                          widgets.HBox([self.what, self.download_button, self.zip_button],
+                                       layout=widgets.Layout(flex_flow="row wrap")),
+                          self.downloader])
+
+    def refresh(self, topics: frozenset = frozenset()) -> None:
+        """Nothing to redraw: the files are made when asked for."""
+
+    def download(self, kind: str) -> None:
+        """Send the file ``kind`` (a key of :data:`~stem_fsl_widgets.viewmodel.DOWNLOADS`)."""
+        d = self.model.download(kind)
+        if d is not None:
+            self.downloader.send_file(d)
+            self.model.say(f"Downloading {d.filename} ({len(d.data) / 1e3:.0f} kB).", "ok")
+
+    def close(self) -> None:
+        """Close the widgets."""
+        self.downloader.close()
+        super().close()
 
     # ------------------------------------------------------------------ Python API
-    def default_prefix(self) -> Path:
-        """``<folder>/<prefix>`` from the text boxes."""
-        return Path(self.folder.value).expanduser() / (safe_stem(self.prefix.value))
-
     def _result(self):
         if self.session.result is None:
             raise NotEnoughSupportsError("Nothing to export yet. " + self.session.status())
         return self.session.result
 
-    def export_maps(self, prefix: str | os.PathLike | None = None,
+    def export_maps(self, prefix: str | os.PathLike,
                     formats: Sequence[str] = ("png", "tif")) -> list[Path]:
         """Write ``<prefix>_labels.*`` and ``<prefix>_entropy.*`` (TIFF with the pixel size).
 
@@ -106,36 +89,12 @@ class ExportPanel(widgets.VBox):
         NotEnoughSupportsError
             Before the session has a segmentation.
         """
-        prefix = Path(prefix) if prefix is not None else self.default_prefix()
-        paths = export.write_maps(self._result(), self.session.dataset, prefix, formats=formats)
-        self._written(paths)
-        return paths
+        return export.write_maps(self._result(), self.session.dataset, Path(prefix), formats=formats)
 
-    def export_csv(self, path: str | os.PathLike | None = None) -> Path:
+    def export_csv(self, path: str | os.PathLike) -> Path:
         """Write the per-chip table (class, probabilities, entropy, flags) as CSV."""
-        path = Path(path) if path is not None else self.default_prefix().with_name(
-            self.default_prefix().name + "_chips.csv")
-        out = export.write_chip_csv(path, self._result())
-        self._written([out])
-        return out
+        return export.write_chip_csv(Path(path), self._result())
 
-    def save(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> Path:
+    def save(self, path: str | os.PathLike, *, arrays: bool = True) -> Path:
         """Save the session JSON (and ``.npz`` reference arrays for batch mode)."""
-        path = Path(path) if path is not None else self.default_prefix().with_name(
-            self.default_prefix().name + "_session.json")
-        out = self.session.save(path, arrays=arrays)
-        written = [out] + ([out.with_suffix(".npz")] if arrays and self.session.supports else [])
-        self._written(written)
-        return out
-
-    # ------------------------------------------------------------------ internals
-    def _run(self, action: str, method: Callable[[], object]) -> None:
-        with guard(self.report, action):
-            method()
-
-    def _written(self, paths: Sequence[Path]) -> None:
-        items = "".join(f"<li><code>{html_escape(p)}</code></li>" for p in paths)
-        self.written.value = f"Wrote:<ul style='margin:0'>{items}</ul>"
-
-    def _report_here(self, message: str) -> None:
-        self.written.value = f"<span style='color:#b00020'>{html_escape(message)}</span>"
+        return self.session.save(Path(path), arrays=arrays)

@@ -1,113 +1,77 @@
 """EDS spectra linked to the chip grid: the hovered chip, each class's mean, element lines.
 
-The figure is built once; hovering, clicking or reclassifying assigns new arrays to its
-marks. A brush on the energy axis sets the EDS window the classifier uses.
+The figure is built once; it redraws from the model's :class:`SpectrumPanel` when the model
+announces "spectrum". A brush on the energy axis sets the EDS window the classifier uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import bqplot
 import ipywidgets as widgets
 import numpy as np
 
-from ..eds import DEFAULT_WINDOW
-from ..eds import class_mean_spectra as _class_mean_spectra
 from ..errors import InputError
-from .overlay import FollowsSession, guard, html_escape
+from ..session import Session
+from ..viewmodel import AppModel
+from .base import ModelView, html_escape
 
-__all__ = ["SpectrumView", "class_mean_spectra", "element_markers"]
-
-LOG_FLOOR = 0.1  # counts; zeros would be -inf on a log axis
-MIN_LINE_WEIGHT = 0.5  # weaker lines (relative to their family's strongest) are not marked
-
-
-def class_mean_spectra(spectra: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Mean spectrum of the chips predicted in each class; zeros for an empty class."""
-    return _class_mean_spectra(spectra, labels, n_classes, empty=0.0)
+__all__ = ["SpectrumView"]
 
 
-def element_markers(elements: Sequence[str], energy_range: tuple[float, float],
-                    min_weight: float = MIN_LINE_WEIGHT) -> list[tuple[str, float]]:
-    """X-ray lines to mark: ``(label, keV)`` for each element's lines inside the energy range.
-
-    Energies come from :func:`stem_fsl_widgets.elements.xray_lines` (exSpy's database).
-
-    Raises
-    ------
-    InputError
-        For an unknown element (the message suggests the right symbol).
-    """
-    from ..elements import xray_lines  # imports exSpy: only when elements are picked
-
-    lo, hi = energy_range
-    out = []
-    for el in elements:
-        for name, energy, _w in xray_lines(el, max_energy=hi, min_weight=min_weight):
-            if energy >= lo:
-                out.append((name.replace("_", " "), float(energy)))
-    return out
-
-
-class SpectrumView(FollowsSession, widgets.VBox):
+class SpectrumView(ModelView, widgets.VBox):
     """Summed spectrum of one chip, mean spectrum of each predicted class, element lines.
 
     Parameters
     ----------
-    session : Session
+    model : AppModel or Session
         Its dataset must carry an EDS cube.
-    report : callable(str), optional
-        Where error messages go; default this view's note line.
 
     Attributes
     ----------
     figure : bqplot.Figure
     chip_line : bqplot.Lines
-        Counts of the shown chip, shape (E,) over ``energy`` (keV).
+        Counts of the shown chip (or, before any, the mean of all chips).
     class_lines : bqplot.Lines
-        One row per class, shape (K, E), coloured like the class.
+        One row per class with chips, coloured like the class.
     marker_lines, marker_labels : bqplot marks
-        Vertical lines and labels of the picked elements' X-ray lines.
+        The picked elements' X-ray lines, labels staggered so they neither overlap nor clip.
+    legend : ipywidgets.HTML
+        Below the plot, so it never covers the curves.
     brush : bqplot.interacts.BrushIntervalSelector
         Drag on the energy axis to set the EDS window (keV).
     log_y : ipywidgets.Checkbox
     elements : ipywidgets.TagsInput
-        Elements to mark (also added to the EDS features: ``Settings.elements``).
     chip : int
         Chip shown (-1 = none).
     """
 
-    def __init__(self, session, *, report: Callable[[str], None] | None = None) -> None:
-        if not session.dataset.has_eds:
-            raise InputError("SpectrumView needs a dataset with an EDS spectrum image.")
-        self.session = session
-        self.report = report or self._report_here
-        self.energy = np.asarray(session.dataset.energy_axis, dtype=np.float64)
+    SHOWS = frozenset({"spectrum", "settings"})
+
+    def __init__(self, model: AppModel | Session) -> None:
+        m = self._bind(model)
+        if not m.has_eds:
+            raise InputError("The spectrum view needs data with an EDS spectrum image.")
+        self.energy = np.asarray(m.session.dataset.energy_axis, dtype=np.float64)
         self.chip = -1
         self._syncing = False
-        self._marked: tuple[str, ...] | None = None  # elements whose markers are drawn
-        self._grid = session.grid
         e = self.energy
-        self.note = widgets.HTML("")
-
         self.x_scale = bqplot.LinearScale(min=float(e[0]), max=float(e[-1]))
-        self.y_linear = bqplot.LinearScale(min=0.0)
-        self.y_log = bqplot.LogScale()
+        self.y_linear = bqplot.LinearScale(min=0.0, max=1.0)
+        self.y_log = bqplot.LogScale(min=0.1, max=10.0)
         unit = bqplot.LinearScale(min=0.0, max=1.0)  # marker heights, independent of log/linear
         sc = {"x": self.x_scale, "y": self.y_linear}
-        self.class_lines = bqplot.Lines(x=e, y=np.zeros((1, e.size)), scales=dict(sc), colors=["#999999"],
-                                        labels=["class"], display_legend=True, visible=False,
-                                        stroke_width=1.5)
-        self.chip_line = bqplot.Lines(x=e, y=np.zeros(e.size), scales=dict(sc), colors=["black"],
-                                      labels=["chip"], display_legend=True, visible=False, stroke_width=1)
-        self.marker_lines = bqplot.Lines(x=np.zeros((1, 2)), y=np.array([[0.0, 0.92]]),
+        self.class_lines = bqplot.Lines(x=e, y=np.ones((1, e.size)), scales=dict(sc), colors=["#999999"],
+                                        visible=False, stroke_width=1.5)
+        self.chip_line = bqplot.Lines(x=e, y=np.ones(e.size), scales=dict(sc), colors=["black"],
+                                      visible=False, stroke_width=1)
+        self.marker_lines = bqplot.Lines(x=np.zeros((1, 2)), y=np.array([[0.0, 0.85]]),
                                          scales={"x": self.x_scale, "y": unit}, colors=["#444444"],
                                          line_style="dashed", stroke_width=1, visible=False)
-        self.marker_labels = bqplot.Label(x=np.zeros(1), y=np.array([0.93]), text=[""],
+        self.marker_labels = bqplot.Label(x=np.zeros(1), y=np.array([0.9]), text=[""],
                                           scales={"x": self.x_scale, "y": unit}, colors=["#444444"],
-                                          rotate_angle=-90, default_size=11, align="start",
-                                          visible=False)
+                                          default_size=11, align="middle", visible=False)
         self.y_axis = bqplot.Axis(scale=self.y_linear, orientation="vertical", label="counts",
                                   tick_format=".2s")
         self.brush = bqplot.interacts.BrushIntervalSelector(scale=self.x_scale, marks=[self.chip_line],
@@ -115,150 +79,126 @@ class SpectrumView(FollowsSession, widgets.VBox):
         self.figure = bqplot.Figure(
             marks=[self.class_lines, self.chip_line, self.marker_lines, self.marker_labels],
             axes=[bqplot.Axis(scale=self.x_scale, label="energy (keV)"), self.y_axis],
-            interaction=self.brush, legend_location="top", title="EDS (drag: energy window)",
+            interaction=self.brush, title="EDS (drag: energy window)",
             layout=widgets.Layout(width="520px", height="300px"),
             fig_margin={"top": 30, "bottom": 40, "left": 60, "right": 10})
-
+        self.legend = widgets.HTML("")
         self.log_y = widgets.Checkbox(False, description="log y", indent=False,
                                       layout=widgets.Layout(width="70px"))
-        self.elements = widgets.TagsInput(value=list(session.settings.elements), allow_duplicates=False,
+        self.elements = widgets.TagsInput(value=list(m.session.settings.elements), allow_duplicates=False,
                                           placeholder="add element (e.g. Ni)")
-        self.window_label = widgets.HTML("")
+        self.elements_note = widgets.HTML(
+            "<small>Marked elements are also used to classify the chips.</small>")
+        self.window_label = widgets.Label("")
         self.reset_window = widgets.Button(description="full window", icon="arrows-h",
                                            tooltip="use the default energy window",
                                            layout=widgets.Layout(width="120px"))
-        self.log_y.observe(self._on_log, names="value")
+        self.log_y.observe(lambda ch: m.set_log_y(ch["new"]), names="value")
         self.elements.observe(self._on_elements, names="value")
         self.brush.observe(self._on_brush, names=["selected", "brushing"])
-        self.reset_window.on_click(lambda _b: self.set_window(*DEFAULT_WINDOW))
+        self.reset_window.on_click(lambda _b: m.reset_window())
 
         centred = widgets.Layout(align_items="center")
         controls = widgets.HBox([self.log_y, self.elements], layout=centred)
         window = widgets.HBox([self.window_label, self.reset_window], layout=centred)
-        super().__init__([self.figure, controls, window, self.note])
-        self._follow(session)
+        super().__init__([self.figure, self.legend, controls, self.elements_note, window])
         self.refresh()
+
+    def close(self) -> None:
+        """Stop following the model; close the figure."""
+        self._close_figures(getattr(self, "figure", None))
+        super().close()
 
     # ------------------------------------------------------------------ public
     def show_chip(self, chip: int) -> None:
-        """Show the summed spectrum of ``chip`` (-1 hides it)."""
-        with guard(self.report, "show the chip's spectrum"):
-            spectra = self.session.chip_spectra()
-            chip = int(chip)
-            if spectra is None or not 0 <= chip < len(spectra):
-                self.chip = -1
-                self.chip_line.visible = False
-                return
-            self.chip = chip
-            with self.chip_line.hold_sync():
-                self.chip_line.y = self._for_axis(spectra[chip])
-                self.chip_line.labels = [f"chip {chip}"]
-                self.chip_line.visible = True
+        """Show the summed spectrum of ``chip`` (-1: back to the hovered or clicked chip)."""
+        self.model.selected_chip = int(chip)
+        self.model.hovered_chip = -1
+        self.refresh()
 
     def set_window(self, low: float | None, high: float | None) -> None:
         """Classify with EDS channels in ``[low, high]`` keV only (None = open end)."""
-        with guard(self.report, "set the energy window"):
-            self.session.configure(eds_window=[None if low is None else float(low),
-                                               None if high is None else float(high)])
-        self._show_window()
+        self.model.set_window(low, high)
 
     def set_elements(self, elements: Sequence[str]) -> None:
         """Mark ``elements``' X-ray lines and add them to the EDS features."""
-        with guard(self.report, "use these elements"):
-            elements = [str(e).strip() for e in elements if str(e).strip()]
-            element_markers(elements, (float(self.energy[0]), float(self.energy[-1])))  # validate
-            self.session.configure(elements=elements)
-        self._sync_elements()
+        self.model.set_elements(elements)
 
     # ------------------------------------------------------------------ drawing
-    def refresh(self) -> None:
-        """Follow the session: class means, chip line, markers, window."""
-        s, r = self.session, self.session.result
-        spectra = s.chip_spectra()
-        if s.grid is not self._grid:  # new chips: the shown index means another area now
-            self._grid = s.grid
-            self.show_chip(-1)
-        if r is None or spectra is None or len(r.labels) != len(spectra):
-            self.class_lines.visible = False
+    def refresh(self, topics: frozenset = frozenset({"spectrum", "settings"})) -> None:
+        """Redraw from the model's spectrum panel."""
+        p = self.model.spectrum_panel()
+        if p is None:
+            return
+        y = self.y_log if p.log_y else self.y_linear
+        lo, hi = p.y_range
+        with y.hold_sync():
+            y.min, y.max = float(lo), float(hi)  # finite limits: never a NaN transform
+        scales = {"x": self.x_scale, "y": y}
+        self.chip = p.chip
+        # New values and a new scale go in one message per mark: zeros on a log scale for a
+        # moment would draw NaN paths.
+        with self.chip_line.hold_sync():
+            if p.chip_counts is not None:
+                self.chip_line.y = p.chip_counts
+            if self.chip_line.scales["y"] is not y:
+                self.chip_line.scales = scales
+            self.chip_line.visible = p.chip_counts is not None
+        with self.class_lines.hold_sync():
+            if len(p.class_names):
+                self.class_lines.y = p.class_means
+                self.class_lines.colors = list(p.class_colours)
+            elif self.class_lines.scales["y"] is not y:
+                self.class_lines.y = np.ones((1, self.energy.size))  # hidden, but valid on a log axis
+            if self.class_lines.scales["y"] is not y:
+                self.class_lines.scales = scales
+            self.class_lines.visible = bool(len(p.class_names))
+        if self.y_axis.scale is not y:
+            self.y_axis.scale = y
+        items = [("black", p.chip_label)] if p.chip_counts is not None else []
+        items += [(c, f"{n} (mean)") for n, c in zip(p.class_names, p.class_colours, strict=True)]
+        self.legend.value = "".join(
+            f"<span style='margin-right:10px;white-space:nowrap'><span style='display:inline-block;"
+            f"width:14px;height:3px;vertical-align:middle;background:{html_escape(c)}'></span> "
+            f"{html_escape(t)}</span>" for c, t in items)
+        if p.markers:
+            x = np.array([e for _n, e in p.markers])
+            with self.marker_lines.hold_sync(), self.marker_labels.hold_sync():
+                self.marker_lines.x = np.stack([x, x], axis=1)
+                self.marker_lines.y = np.stack([np.zeros(len(x)), p.marker_heights - 0.04], axis=1)
+                self.marker_labels.x = x
+                self.marker_labels.y = p.marker_heights
+                self.marker_labels.text = [n for n, _e in p.markers]
+                self.marker_lines.visible = self.marker_labels.visible = True
         else:
-            means = class_mean_spectra(spectra, r.labels, r.n_classes)
-            with self.class_lines.hold_sync():
-                self.class_lines.y = self._for_axis(means)
-                self.class_lines.colors = [s.classes.get(c, col) for c, col in zip(r.classes, r.colours,
-                                                                                  strict=True)]
-                self.class_lines.labels = [f"{c} (mean)" for c in r.classes]
-                self.class_lines.visible = True
-        self._sync_elements()
-        self._show_window()
-
-    def _for_axis(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        return np.maximum(y, LOG_FLOOR) if self.log_y.value else y
-
-    def _sync_elements(self) -> None:
-        elements = list(self.session.settings.elements)
+            self.marker_lines.visible = self.marker_labels.visible = False
         self._syncing = True
         try:
+            elements = list(self.model.session.settings.elements)
             if list(self.elements.value) != elements:
                 self.elements.value = elements
-        finally:
-            self._syncing = False
-        if tuple(elements) == self._marked:
-            return
-        marks = element_markers(elements, (float(self.energy[0]), float(self.energy[-1]))) if elements else []
-        self._marked = tuple(elements)
-        if not marks:
-            self.marker_lines.visible = self.marker_labels.visible = False
-            return
-        x = np.array([m[1] for m in marks])
-        with self.marker_lines.hold_sync(), self.marker_labels.hold_sync():
-            self.marker_lines.x = np.stack([x, x], axis=1)
-            self.marker_lines.y = np.tile([0.0, 0.92], (len(x), 1))
-            self.marker_labels.x = x
-            self.marker_labels.y = np.full(len(x), 0.93)
-            self.marker_labels.text = [m[0] for m in marks]
-            self.marker_lines.visible = self.marker_labels.visible = True
-
-    def _show_window(self) -> None:
-        lo, hi = self.session.settings.eds_window
-        lo_v = float(self.energy[0]) if lo is None else float(lo)
-        hi_v = float(self.energy[-1]) if hi is None else float(hi)
-        self.window_label.value = html_escape(f"EDS window {lo_v:.2f}–{hi_v:.2f} keV")
-        # The default window is not drawn: a brush over the whole plot would only tint it.
-        default = [lo, hi] == list(DEFAULT_WINDOW)
-        self._syncing = True
-        try:
+            if self.log_y.value != p.log_y:
+                self.log_y.value = p.log_y
+            lo_w, hi_w = p.window
+            self.window_label.value = f"EDS window {lo_w:.2f}–{hi_w:.2f} keV"
             if not self.brush.brushing:
-                self.brush.selected = None if default else np.array([lo_v, hi_v])
+                # The default window is not drawn: a brush over the whole plot would only tint it.
+                from ..eds import DEFAULT_WINDOW
+
+                default = list(self.model.session.settings.eds_window) == list(DEFAULT_WINDOW)
+                self.brush.selected = None if default else np.array([lo_w, hi_w])
         finally:
             self._syncing = False
 
     # ------------------------------------------------------------------ events
-    def _on_log(self, change: dict) -> None:
-        with guard(self.report, "switch the y axis"):
-            y = self.y_log if change["new"] else self.y_linear
-            for mark in (self.class_lines, self.chip_line):
-                mark.scales = {"x": self.x_scale, "y": y}
-            self.y_axis.scale = y
-            self.show_chip(self.chip)  # values floored for the log axis (or not)
-            self.refresh()
-
     def _on_elements(self, change: dict) -> None:
         if not self._syncing:
-            self.set_elements(list(change["new"]))
+            self.model.set_elements(list(change["new"]))
 
     def _on_brush(self, _change: dict) -> None:
         sel = self.brush.selected
         if self._syncing or self.brush.brushing or sel is None or len(sel) != 2:
             return
         lo, hi = sorted(float(v) for v in sel)
-        if hi - lo <= 0:
-            return
-        self.set_window(lo, hi)
-
-    def _on_session_change(self, _session) -> None:
-        with guard(self.report, "update the spectra"):
-            self.refresh()
-
-    def _report_here(self, message: str) -> None:
-        self.note.value = f"<span style='color:#b00020'>{html_escape(message)}</span>"
+        if hi - lo > 0:
+            self.model.set_window(lo, hi)
