@@ -32,6 +32,7 @@ from .classify import Result
 from .colours import normalise_colour
 from .dataset import Dataset
 from .errors import InputError
+from .legend import add_class_legend, add_colour_bar
 from .paths import safe_name
 from .scalebar import draw_scale_bar
 
@@ -208,11 +209,13 @@ def _png(target: Any, rgb: np.ndarray) -> None:
 
 def _label_picture(result: Result, dataset: Dataset) -> np.ndarray:
     cal = (dataset.pixel_size, dataset.pixel_unit)
-    return draw_scale_bar(colourise(result.label_map, result.colours, image=dataset.image), *cal)
+    rgb = draw_scale_bar(colourise(result.label_map, result.colours, image=dataset.image), *cal)
+    return add_class_legend(rgb, result.classes, result.colours)
 
 
 def _entropy_picture(result: Result, dataset: Dataset) -> np.ndarray:
-    return draw_scale_bar(_entropy_grey(result.entropy_map), dataset.pixel_size, dataset.pixel_unit)
+    return add_colour_bar(draw_scale_bar(_entropy_grey(result.entropy_map), dataset.pixel_size,
+                                         dataset.pixel_unit))
 
 
 def _label_array(result: Result) -> tuple[np.ndarray, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def lattice(shape: tuple[int, int], period: float, angle: float = 0.0, rng=None) -> np.ndarray:
@@ -32,3 +33,27 @@ def two_phase_scene(seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     truth = np.zeros((h, w), int)
     truth[:, w // 2 :] = 1
     return img, eds, energy, truth
+
+
+def case_registry(cases: list):
+    """A decorator factory: ``@case(Error, "regex")`` registers a setup function in ``cases``
+    as a bad input expected to raise ``Error`` with a message matching the regex."""
+
+    def case(exc, match: str):
+        def register(setup):
+            cases.append(pytest.param(setup, exc, match, id=setup.__name__))
+            return setup
+
+        return register
+
+    return case
+
+
+def labelled_session(img: np.ndarray, cube: np.ndarray, energy: np.ndarray):
+    """A session on the two-phase scene with one chip labelled in each of two classes."""
+    import stem_fsl_widgets as sfw
+
+    s = sfw.Session(sfw.Dataset(img, eds=cube, energy_axis=energy, eds_binning=4), chip_size=16)
+    s.label(int(s.grid.chip_at(10, 20)), "fine")
+    s.label(int(s.grid.chip_at(10, 100)), "coarse")
+    return s

@@ -14,7 +14,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import tifffile
-from scenes import two_phase_scene
+from scenes import case_registry, labelled_session, two_phase_scene
 
 import stem_fsl_widgets as sfw
 from stem_fsl_widgets import io
@@ -35,19 +35,11 @@ IMG, CUBE, ENERGY, _ = two_phase_scene(11)
 CASES: list = []
 
 
-def case(exc: type[SFWError], match: str):
-    def register(setup):
-        CASES.append(pytest.param(setup, exc, match, id=setup.__name__))
-        return setup
-
-    return register
+case = case_registry(CASES)
 
 
 def labelled() -> sfw.Session:
-    s = sfw.Session(sfw.Dataset(IMG, eds=CUBE, energy_axis=ENERGY, eds_binning=4), chip_size=16)
-    s.label(int(s.grid.chip_at(10, 20)), "fine")
-    s.label(int(s.grid.chip_at(10, 100)), "coarse")
-    return s
+    return labelled_session(IMG, CUBE, ENERGY)
 
 
 def doing(action):

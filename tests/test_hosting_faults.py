@@ -271,7 +271,12 @@ def test_every_export_as_bytes_and_a_zip_without_writing(session, tmp_path, monk
     _, png = export.export_bytes(session.result, session, "labels.png")
     from PIL import Image
 
-    assert Image.open(pyio.BytesIO(png)).size == (IMG.shape[1], IMG.shape[0])
+    width, height = Image.open(pyio.BytesIO(png)).size
+    assert width == IMG.shape[1] and IMG.shape[0] < height < IMG.shape[0] + 60  # the map, then its legend
+    _, ent = export.export_bytes(session.result, session, "entropy.png")
+    picture = np.asarray(Image.open(pyio.BytesIO(ent)).convert("L"))
+    bar = picture[IMG.shape[0] + 5 : IMG.shape[0] + 10, 5 : IMG.shape[1] // 2 - 1].mean(axis=0)
+    assert bar[0] < 30 and bar[-1] > 225  # the colour bar runs from black (sure) to white (unsure)
     _, tif = export.export_bytes(session.result, session, "labels.tif")
     np.testing.assert_array_equal(tifffile.imread(pyio.BytesIO(tif)), session.result.label_map)
     name, data = export.export_zip(session.result, session)

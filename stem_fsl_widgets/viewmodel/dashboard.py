@@ -22,6 +22,7 @@ from ..errors import AutosaveError, InputError, SFWError
 from ..session import Session
 from .model import DEFAULT_CLASSES, AppModel, Message
 from .text import error_message
+from .watch import Watchable
 
 __all__ = ["DashboardModel", "IMAGE_TYPES", "EDS_TYPES", "Upload", "autosave_dir", "default_upload_mb"]
 
@@ -52,7 +53,7 @@ class Upload:
         return f"{Path(self.name).name} ({len(self.data) / 1e6:.1f} MB)"
 
 
-class DashboardModel:
+class DashboardModel(Watchable):
     """Which data is open and how it got there; makes the :class:`AppModel` for it.
 
     Parameters
@@ -93,19 +94,9 @@ class DashboardModel:
         self.restored = ""
         self._what = ""
         self._folder: Path | None = None
-        self._watchers: list[Callable[[frozenset], None]] = []
+        Watchable.__init__(self)  # topics: "app", "uploads", "message", "calibration"
 
     # ------------------------------------------------------------------ announcements
-    def watch(self, callback: Callable[[frozenset], None], remove: bool = False) -> None:
-        """Register ``callback(topics)``; topics: "app", "uploads", "message", "calibration"."""
-        if remove:
-            self._watchers = [c for c in self._watchers if c != callback]  # bound methods compare by ==
-        else:
-            self._watchers.append(callback)
-
-    def _announce(self, *topics: str) -> None:
-        for cb in list(self._watchers):
-            cb(frozenset(topics))
 
     def say(self, text: str, kind: str = "info") -> None:
         """Show a message in the page."""

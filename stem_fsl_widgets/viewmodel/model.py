@@ -18,7 +18,7 @@ import io
 import logging
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +47,7 @@ from .spectra import (
     y_limits,
 )
 from .text import describe_chip, error_message
+from .watch import Watchable
 
 __all__ = [
     "AppModel",
@@ -183,7 +184,7 @@ def next_palette_colour(current: str, used: set[str]) -> str:
     return PALETTE[start % len(PALETTE)]
 
 
-class AppModel:
+class AppModel(Watchable):
     """State, derivations and actions of the segmentation app over one :class:`Session`.
 
     Parameters
@@ -226,7 +227,7 @@ class AppModel:
 
     def __init__(self, session: Session, *, default_classes: Sequence[str] = DEFAULT_CLASSES) -> None:
         self.session = session
-        self._watchers: list[Callable[[frozenset], None]] = []
+        Watchable.__init__(self)
         self.active_class: str | None = None
         self.hovered_chip = -1
         self.selected_chip = -1
@@ -258,13 +259,6 @@ class AppModel:
         self._watchers = []
 
     # ------------------------------------------------------------------ announcements
-    def watch(self, callback: Callable[[frozenset], None], remove: bool = False) -> None:
-        """Register ``callback(topics)``: called with the set of :data:`TOPICS` that changed."""
-        if remove:
-            self._watchers = [c for c in self._watchers if c != callback]  # bound methods compare by ==
-        else:
-            self._watchers.append(callback)
-
     def _announce(self, *topics: str) -> None:
         todo = frozenset(topics)
         for cb in list(self._watchers):
