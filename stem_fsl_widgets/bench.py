@@ -286,7 +286,8 @@ def bench_refine(ds: Dataset) -> dict:
     t = time.perf_counter()
     _ = s.result.label_map
     again = time.perf_counter() - t
-    print(f"  pixel maps: {first:.1f} s the first time (pixel features included), {again:.1f} s after a click")
+    print(f"  pixel maps: {first:.1f} s the first time (pixel features included), "
+          f"{again:.1f} s after a click")
     return {"first_s": first, "after_click_s": again}
 
 

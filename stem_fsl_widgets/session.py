@@ -538,7 +538,8 @@ class Session:
             d = max(1, self.grid.size // 4)
             ctx = int(getattr(enc, "context", 1))
             shifts = ((-d, 0), (d, 0), (0, -d), (0, d))
-            windows = np.concatenate([chip_windows(norm, self.grid, np.array(todo), ctx, sh) for sh in shifts])
+            windows = np.concatenate([chip_windows(norm, self.grid, np.array(todo), ctx, sh)
+                                      for sh in shifts])
             shifted = enc.encode(windows).reshape(len(shifts), len(todo), -1)  # one batch per click
             for j, i in enumerate(todo):
                 cache[i] = shifted[:, j]
@@ -546,16 +547,21 @@ class Session:
                        + [np.stack([cache[int(i)][v] for i in idx]) for v in range(4)])
         return scaler.transform(raw.reshape(-1, raw.shape[-1])).reshape(raw.shape)
 
-    def _support_embeddings(self, idx: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image embeddings of all chips and of the supports in the metric the supports define.
+    def _support_metric(self, idx: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The metric the supports define: per-feature scale factors, and the supports in it.
 
-        Features are weighted by :func:`fusion.support_feature_weights`, and each support is
-        the mean of its shifted views (a steadier prototype than one window).
+        Features are weighted by :func:`fusion.support_feature_weights` (the factors are the
+        square roots, applied to embeddings), and each support is the mean of its shifted
+        views (a steadier prototype than one window).
         """
-        img = self.image_embeddings()[1]
         views = self.support_views(idx)
-        weights = np.sqrt(support_feature_weights(views, lab, img)).astype(np.float32)
-        return img * weights, views.mean(axis=0) * weights
+        weights = np.sqrt(support_feature_weights(views, lab, self.image_embeddings()[1])).astype(np.float32)
+        return weights, views.mean(axis=0) * weights
+
+    def _support_embeddings(self, idx: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image embeddings of all chips and of the supports in the supports' metric."""
+        weights, support = self._support_metric(idx, lab)
+        return self.image_embeddings()[1] * weights, support
 
     def resolved_eds_weight(self) -> float | None:
         """The EDS weight in use (computed from the supports when "auto"); None without EDS."""
@@ -658,9 +664,8 @@ class Session:
         if self.ready:
             classes = [c for c, n in self.support_counts().items() if n > 0]
             sidx, lab = self._supports_arrays(classes)  # sorted by chip, as ``idx``
-            views = self.support_views(sidx)
-            weights = np.sqrt(support_feature_weights(views, lab, scaled)).astype(np.float32)
-            out.update(image_weights=weights, image_support_scaled=views.mean(axis=0) * weights)
+            weights, support = self._support_metric(sidx, lab)
+            out.update(image_weights=weights, image_support_scaled=support)
         eds = self.eds_embeddings()
         if eds is not None:
             eraw, _, escaler, enc = eds

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scenes import lattice
 
 from stem_fsl_widgets.chips import ChipGrid
 from stem_fsl_widgets.encoders import (
@@ -11,8 +12,6 @@ from stem_fsl_widgets.encoders import (
     get_encoder,
 )
 from stem_fsl_widgets.errors import WeightsError
-
-from scenes import lattice
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from stem_fsl_widgets.chips import ChipGrid
 from stem_fsl_widgets.classify import (
     Result,
     normalised_entropy,
@@ -9,7 +10,6 @@ from stem_fsl_widgets.classify import (
     squared_distances,
     temperature,
 )
-from stem_fsl_widgets.chips import ChipGrid
 from stem_fsl_widgets.errors import NotEnoughSupportsError
 from stem_fsl_widgets.fusion import Scaler, auto_weight, fuse_early, fuse_late
 

@@ -411,9 +411,9 @@ def real_au(quick: bool) -> Case:
     support (dark) / particle (bright). Particle rims are therefore where a smoothed
     intensity crosses Otsu's level: a reproducible, not a hand-drawn, boundary.
     """
-    import stem_fsl_widgets as sfw
     from skimage.filters import threshold_otsu
 
+    import stem_fsl_widgets as sfw
     from stem_fsl_widgets.datasets.real import real_file
 
     ds = sfw.load(real_file("au_nanoparticles"))
@@ -440,9 +440,9 @@ def real_mos2(quick: bool) -> Case:
     clean (darker) / covered (brighter). Pixels whose smoothed value lies within 0.15 std of
     the threshold are ignored (-1): there the truth is not defined well enough to score.
     """
-    import stem_fsl_widgets as sfw
     from skimage.filters import threshold_otsu
 
+    import stem_fsl_widgets as sfw
     from stem_fsl_widgets.datasets.real import real_file
 
     ds = sfw.load(real_file("se_mos2"))
