@@ -304,3 +304,28 @@ def test_viewmodel_imports_no_widget_toolkit():
             "print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_pixel_map_follows_each_click_in_the_background_while_the_pixel_layer_is_on():
+    import threading
+
+    from stem_fsl_widgets.viewmodel.model import AppModel
+
+    img = np.concatenate([np.zeros((64, 32)), np.ones((64, 32))], 1)
+    img += np.random.default_rng(0).normal(0, 0.1, img.shape)
+    m = AppModel(sfw.Session(img, chip_size=16))
+    ran = threading.Event()
+    queued = []
+    m.run_on_ui = lambda fn: (queued.append(fn), ran.set())  # the UI loop, driven by hand
+    topics = []
+    m.watch(topics.append)
+    m.set_layers(pixels=True)
+    m.press(4.0, 4.0); m.release()
+    assert not m.refine_in_background()  # one class: no result yet, nothing to refine
+    m.select_class("class 2"); m.press(60.0, 4.0); m.release()
+    assert m.session.result is not None
+    assert ran.wait(60)  # the pixel map was computed off the click
+    queued.pop()()  # back on the UI thread
+    assert m.pixels_ready
+    assert any("overlay" in t for t in topics[-1:])
+    np.testing.assert_array_equal(m.label_map(), m.session.result.label_map)

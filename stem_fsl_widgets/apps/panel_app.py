@@ -213,6 +213,10 @@ class PanelApp(pn.viewable.Viewer):
         # callback (else: "_pending_writes should be non-None ..."), and merges the topics of
         # one user action into one redraw.
         self._doc = doc if doc is not None and doc.session_context is not None else None
+        if self._doc is not None and m.run_on_ui is None:
+            # Bokeh's next-tick callback is the safe way back from a worker thread: pixel maps
+            # are then computed in the background while the pixel layer is on.
+            m.run_on_ui = self._doc.add_next_tick_callback
         self._pending: set[str] = set()
         self._skip_sources: set[Any] = set()
         self._build_image()

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -238,6 +239,11 @@ class AppModel(Watchable):
         self.contrast: tuple[float, float] = (1.0, 99.0)
         self.log_y = False
         self.n_suggest = 5
+        #: Runs a callable on the UI's own thread (its event loop). A UI that sets it gets the
+        #: pixel map of each new result computed in the background while the pixel layer is on;
+        #: without it the pixel map is computed only on request (:meth:`refine`).
+        self.run_on_ui: Callable[[Callable[[], None]], None] | None = None
+        self._refining = False
         self._stroke: _Stroke | None = None
         self._autosave_warned: str | None = None
         if not session.classes:
@@ -290,6 +296,38 @@ class AppModel(Watchable):
             topics.add("autosave")
         if topics:
             self._announce(*topics)
+        if "result" in event.kinds:
+            self.refine_in_background()
+
+    def refine_in_background(self) -> bool:
+        """Start computing the current result's pixel map off the UI thread, if it is wanted.
+
+        Only with :attr:`run_on_ui` set and the pixel layer on, one job at a time: when a job
+        ends, the views redraw if its result is still current, and a newer result gets a job of
+        its own. Returns whether a job was started.
+        """
+        r = self.session.result
+        if (self.run_on_ui is None or r is None or not self.layers.pixels or self.pixels_ready
+                or self._refining):
+            return False
+        self._refining = True
+
+        def work() -> None:
+            try:
+                _ = r.label_map  # cached on the result; numpy and the forests release the GIL
+            except Exception:  # noqa: BLE001 - shown by refine() when the user asks again
+                _log.debug("background pixel map failed", exc_info=True)
+            self.run_on_ui(done)
+
+        def done() -> None:
+            self._refining = False
+            if r is self.session.result:
+                self._announce("results", "overlay", "layers")
+            else:
+                self.refine_in_background()
+
+        threading.Thread(target=work, name="sfw-pixel-map", daemon=True).start()
+        return True
 
     # ------------------------------------------------------------------ error policy
     @contextmanager

@@ -80,6 +80,8 @@ class FewShotApp(widgets.VBox):
             m, self._owns_model = AppModel(source if isinstance(source, Session) else Session(source)), True
         self.model = m
         self.session = s = m.session
+        if m.run_on_ui is None:
+            m.run_on_ui = _kernel_loop_caller()
         if autosave:
             s.autosave = default_autosave_path(s.dataset) if autosave is True else Path(autosave)
         self._title = widgets.HTML("")
@@ -158,3 +160,19 @@ class FewShotApp(widgets.VBox):
         if model is not None and getattr(self, "_owns_model", False):
             model.close()
         super().close()
+
+
+def _kernel_loop_caller():
+    """``fn -> None`` that runs ``fn`` on the kernel's running event loop; None without one.
+
+    In a Jupyter or Voilà kernel the loop is running, so pixel maps are computed in the
+    background and the widgets are updated on the loop's thread; tests that drive the
+    handlers directly have no running loop and stay synchronous.
+    """
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()  # a kernel runs cells inside its loop
+    except RuntimeError:
+        return None
+    return lambda fn: loop.call_soon_threadsafe(fn)
