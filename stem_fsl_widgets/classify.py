@@ -181,10 +181,27 @@ class Result:
 
     @cached_property
     def pixel_probabilities(self) -> np.ndarray | None:
-        """Pixel class probabilities (H, W, K) from the refiner (computed once); None without one."""
+        """Pixel class probabilities from the refiner (computed once); None without one.
+
+        Shape (h, w, K): the image's (H, W), or an integer factor coarser for very large images
+        (see :mod:`stem_fsl_widgets.refine`); :attr:`label_map` and :attr:`entropy_map` are
+        always full size.
+        """
         if self.refiner is None:
             return None
         return self.refiner(self)
+
+    def _full_size(self, values: np.ndarray, uncovered) -> np.ndarray:
+        """A map on the refiner's grid brought to (H, W); ``uncovered`` where no chip covers."""
+        h, w = self.grid.height, self.grid.width
+        f = -(-h // values.shape[0])
+        if f > 1:
+            values = np.repeat(np.repeat(values, f, axis=0), f, axis=1)
+        values = values[:h, :w]
+        chip = self.chip_label_map
+        if np.any(chip < 0):
+            values = np.where(chip < 0, uncovered, values)
+        return values
 
     @property
     def pixel_maps_ready(self) -> bool:
@@ -197,9 +214,7 @@ class Result:
         p = self.pixel_probabilities
         if p is None:
             return self.chip_label_map
-        lab = np.argmax(np.nan_to_num(p, nan=0.0), axis=2).astype(np.int16)
-        lab[np.isnan(p[..., 0])] = -1
-        return lab
+        return self._full_size(np.argmax(p, axis=2).astype(np.int16), -1).astype(np.int16)
 
     @cached_property
     def entropy_map(self) -> np.ndarray:
@@ -208,9 +223,8 @@ class Result:
         if p is None:
             return self.chip_entropy_map
         k = p.shape[2]
-        h = normalised_entropy(np.nan_to_num(p.reshape(-1, k))).reshape(p.shape[:2]).astype(np.float32)
-        h[np.isnan(p[..., 0])] = np.nan
-        return h
+        h = normalised_entropy(p.reshape(-1, k)).reshape(p.shape[:2]).astype(np.float32)
+        return self._full_size(h, np.float32(np.nan)).astype(np.float32)
 
     @cached_property
     def pixel_fractions(self) -> dict[str, float]:

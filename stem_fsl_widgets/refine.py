@@ -166,15 +166,18 @@ def eds_pixel_features(eds, energy: np.ndarray, encoder, binning: float, pf: Pix
 
 
 def _chip_prior(result, pf: PixelFeatures) -> np.ndarray:
-    """Chip probabilities as a smooth map at feature resolution, shape (h, w, K)."""
-    grid = result.grid
-    probs = grid.to_pixels(result.probabilities)  # overlap-averaged, NaN where uncovered
-    probs = np.nan_to_num(probs, nan=1.0 / result.n_classes)
-    if pf.factor > 1:
-        from skimage.transform import downscale_local_mean
+    """Chip probabilities as a smooth map at feature resolution, shape (h, w, K).
 
-        probs = downscale_local_mean(probs, (pf.factor, pf.factor, 1))[: pf.features.shape[0],
-                                                                        : pf.features.shape[1]]
+    Read from the overlap-averaged cells at each feature pixel's centre, so a large image
+    never needs a full-size (H, W, K) array.
+    """
+    grid = result.grid
+    cell, hy, wx = result._cell_probs
+    cell = np.nan_to_num(cell, nan=1.0 / result.n_classes)
+    h, w = pf.features.shape[:2]
+    ys = np.searchsorted(np.cumsum(hy), (np.arange(h) + 0.5) * pf.factor, side="right")
+    xs = np.searchsorted(np.cumsum(wx), (np.arange(w) + 0.5) * pf.factor, side="right")
+    probs = cell[np.minimum(ys, cell.shape[0] - 1)][:, np.minimum(xs, cell.shape[1] - 1)]
     sigma = grid.size / 4.0 / pf.factor
     return ndimage.gaussian_filter(probs, (sigma, sigma, 0), mode="nearest")
 
@@ -300,12 +303,12 @@ def _confusion(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int, r
     return conf / np.maximum(conf.sum(axis=0, keepdims=True), 1e-12)
 
 
-def _veto(prob: np.ndarray, result, pf: PixelFeatures, max_entropy: float, info: dict | None) -> np.ndarray:
+def _veto(prob: np.ndarray, prior: np.ndarray, result, pf: PixelFeatures, max_entropy: float,
+          info: dict | None) -> np.ndarray:
     """Give back to the chips the boxes where the pixels overrule a confident chip's majority."""
     grid = result.grid
     h, w, _ = prob.shape
     lab = np.argmax(prob, axis=2)
-    prior = None
     sure = np.flatnonzero(result.entropy <= max_entropy)
     pix, owner = _chip_pixels(grid, sure, pf.factor, (h, w))
     votes = np.zeros((grid.n_chips, result.n_classes))
@@ -314,7 +317,6 @@ def _veto(prob: np.ndarray, result, pf: PixelFeatures, max_entropy: float, info:
     if info is not None:
         info["vetoed"] = int(overruled.size)
     if overruled.size:
-        prior = _chip_prior(result, pf)
         flat = prob.reshape(h * w, -1)
         pix, _ = _chip_pixels(grid, overruled, pf.factor, (h, w))
         flat[pix] = prior.reshape(h * w, -1)[pix]
@@ -355,8 +357,10 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
 
     Returns
     -------
-    ndarray, shape (H, W, K), float32
-        Rows sum to 1; pixels no chip covers are NaN.
+    ndarray, shape (h, w, K), float32
+        On the feature grid: the image's (H, W) for images up to :data:`DEFAULT_MAX_PIXELS`,
+        else ``pf.factor`` times coarser (ceil(H / factor), ceil(W / factor)); rows sum to 1.
+        :class:`~.classify.Result` brings label and entropy maps back to full size.
     """
     feats = pf.features
     h, w, n_feat = feats.shape
@@ -396,17 +400,12 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
                 info["diag"] = np.round(np.diag(meaning), 2).tolist()
                 info["weight"] = pixel_weight
     p_pix = ndimage.gaussian_filter(p_pix.reshape(h, w, k), (1.0, 1.0, 0))
-    logp = np.log(np.clip(_chip_prior(result, pf), 1e-4, 1.0))
+    prior = _chip_prior(result, pf)
+    logp = np.log(np.clip(prior, 1e-4, 1.0))
     logp += pixel_weight * np.log(np.clip(p_pix, 1e-4, 1.0))
     logp -= logp.max(axis=2, keepdims=True)
     prob = np.exp(logp)
     prob /= prob.sum(axis=2, keepdims=True)
     if veto is not None:
-        prob = _veto(prob, result, pf, veto, info)
-    if pf.factor > 1:
-        prob = np.repeat(np.repeat(prob, pf.factor, axis=0), pf.factor, axis=1)
-        short = (max(0, pf.shape[0] - prob.shape[0]), max(0, pf.shape[1] - prob.shape[1]))
-        prob = np.pad(prob, ((0, short[0]), (0, short[1]), (0, 0)), mode="edge")[: pf.shape[0], : pf.shape[1]]
-    covered = ~np.isnan(result.grid.to_pixels(np.zeros(result.grid.n_chips)))
-    prob[~covered] = np.nan
+        prob = _veto(prob, prior, result, pf, veto, info)
     return prob.astype(np.float32)

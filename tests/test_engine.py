@@ -165,3 +165,30 @@ def test_a_failed_classification_keeps_the_labels():
     with pytest.raises(InputError):
         s.label(40, "b")
     assert s.supports == {3: "a"}
+
+
+def test_pixel_maps_of_a_large_image_come_back_full_size_with_uncovered_edges():
+    from stem_fsl_widgets.classify import Result
+    from stem_fsl_widgets.refine import pixel_features, refine_probabilities
+
+    img, truth = particles_scene(2, 256)
+    img, truth = img[:250, :237], truth[:250, :237]  # not a multiple of the chip or the factor
+    s = sfw.Session(img, chip_size=32, edge="drop", pixel_maps=False)
+    from stem_fsl_widgets.evaluate import chip_truth
+
+    labels, purity = chip_truth(truth, s.grid)
+    s.label_many(np.flatnonzero((labels == 0) & (purity > 0.95))[:3], "support")
+    r = s.label_many(np.argsort(-purity * (labels == 1))[:3], "particle")
+    pf = pixel_features(img, max_pixels=130 * 120)  # forces a 2× coarser feature grid
+    assert pf.factor == 2 and pf.features.shape[:2] == (125, 119)
+    refined = Result(classes=r.classes, colours=r.colours, probabilities=r.probabilities,
+                     is_support=r.is_support, threshold=r.threshold, grid=r.grid,
+                     refiner=lambda res: refine_probabilities(pf, res))
+    lab, ent = refined.label_map, refined.entropy_map
+    assert lab.shape == ent.shape == img.shape and lab.dtype == np.int16
+    uncovered = r.chip_label_map < 0  # edge="drop": the last 26 rows and 13 columns
+    assert uncovered.any() and np.all(lab[uncovered] == -1) and np.all(np.isnan(ent[uncovered]))
+    inside = ~uncovered
+    acc = np.mean((np.asarray(r.classes)[lab[inside]] == "particle") == (truth[inside] == 1))
+    chip = np.mean((np.asarray(r.classes)[r.chip_label_map[inside]] == "particle") == (truth[inside] == 1))
+    assert acc > chip  # still better than the chips at half the feature resolution
