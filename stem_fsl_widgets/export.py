@@ -225,18 +225,26 @@ def _label_array(result: Result) -> tuple[np.ndarray, str]:
     return (lab.astype(np.uint8) if small else lab.astype(np.int16, copy=False)), f"labels: {classes}"
 
 
+def _picture(target: Any, kind: str, result: Result, dataset: Dataset) -> None:
+    """Write a PNG or TIFF map of ``kind`` into ``target`` (a path or a binary buffer)."""
+    if kind == "labels.png":
+        _png(target, _label_picture(result, dataset))
+    elif kind == "entropy.png":
+        _png(target, _entropy_picture(result, dataset))
+    elif kind == "labels.tif":
+        data, desc = _label_array(result)
+        _tiff(target, data, dataset, desc)
+    elif kind == "entropy.tif":
+        _tiff(target, result.entropy_map.astype(np.float32, copy=False), dataset, "normalised entropy")
+    else:  # pragma: no cover - callers pass known kinds
+        raise InputError(f"Unknown map {kind!r}.")
+
+
 def _write_map(path: Path, kind: str, result: Result, dataset: Dataset) -> Path:
     """One map file, written straight into a unique temp file beside ``path`` then renamed."""
     with atomic_path(path) as tmp:
-        if kind == "labels.png":
-            _png(tmp, _label_picture(result, dataset))
-        elif kind == "entropy.png":
-            _png(tmp, _entropy_picture(result, dataset))
-        elif kind == "labels.tif":
-            data, desc = _label_array(result)
-            _tiff(tmp, data, dataset, desc)
-        elif kind == "entropy.tif":
-            _tiff(tmp, result.entropy_map.astype(np.float32, copy=False), dataset, "normalised entropy")
+        if kind in ("labels.png", "entropy.png", "labels.tif", "entropy.tif"):
+            _picture(tmp, kind, result, dataset)
         elif kind in ("labels.hspy", "entropy.hspy"):
             _hspy_signal(result, dataset, kind.split(".")[0]).save(tmp, overwrite=True)
         else:  # pragma: no cover - callers pass known kinds
@@ -342,15 +350,7 @@ def export_bytes(result: Result | None, session: Any, what: str) -> tuple[str, b
             path = _write_map(folder / name, what, result, dataset)
             return name, path.read_bytes()
     buf = io.BytesIO()
-    if what == "labels.png":
-        _png(buf, _label_picture(result, dataset))
-    elif what == "entropy.png":
-        _png(buf, _entropy_picture(result, dataset))
-    elif what == "labels.tif":
-        data, desc = _label_array(result)
-        _tiff(buf, data, dataset, desc)
-    else:
-        _tiff(buf, result.entropy_map.astype(np.float32, copy=False), dataset, "normalised entropy")
+    _picture(buf, what, result, dataset)
     return name, buf.getvalue()
 
 
