@@ -57,3 +57,29 @@ def labelled_session(img: np.ndarray, cube: np.ndarray, energy: np.ndarray):
     s.label(int(s.grid.chip_at(10, 20)), "fine")
     s.label(int(s.grid.chip_at(10, 100)), "coarse")
     return s
+
+
+def snapshot(s) -> tuple:
+    """Everything a user did on a session, comparable with ==."""
+    from dataclasses import asdict
+
+    return (dict(s.supports), dict(s.classes), asdict(s.settings), s.grid.shape,
+            None if s.result is None else s.result.labels.tolist())
+
+
+def assert_refused_untouched(setup, exc, match: str, tmp_path, monkeypatch, *,
+                             must_work: bool = False) -> None:
+    """Run a bad-input case: the action raises exactly ``exc`` (a package error an app shows as a
+    message), the session is unchanged, and it still labels (always, or when it was ready)."""
+    from stem_fsl_widgets.errors import SFWError
+
+    session, action = setup(tmp_path, monkeypatch)
+    before = snapshot(session)
+    with pytest.raises(exc, match=match) as err:
+        action()
+    assert type(err.value) is exc  # the specific type, not a parent or a wrapped crash
+    assert isinstance(err.value, SFWError)  # an app shows it as a message
+    assert snapshot(session) == before  # the user's work is untouched
+    if must_work or session.ready:  # and the session still works
+        free = next(i for i in range(session.n_chips) if i not in session.supports)
+        assert session.label(free, "fine") is not None
