@@ -358,4 +358,6 @@ def test_dashboard_uploads_downloads_measurements_and_log_y(dashboard_url, page,
     page.get_by_role("button", name="clear").click()
     page.wait_for_function(
         "() => !document.querySelector('.sfw-files').textContent.includes('survey')", timeout=30_000)
+    # The names go first; the app's views leave the page a moment later.
+    page.wait_for_function("s => !document.querySelector(s)", arg=CANVAS, timeout=30_000)
     assert page.locator(CANVAS).count() == 0
