@@ -38,7 +38,8 @@ from .fusion import Scaler
 from .sessionfile import read_arrays, read_state
 from .settings import Settings, as_whole_number, make_eds_encoder, make_grid, settings_from_dict
 
-__all__ = ["Reference", "cli_segment", "load_reference", "segment_dataset", "segment_files"]
+__all__ = ["Reference", "cli_segment", "load_reference", "pixel_refiner", "segment_dataset",
+           "segment_files", "summary_fields"]
 
 _FORMATS = ("tif", "tiff", "hspy", "png")
 
@@ -233,7 +234,8 @@ def _eds_features(ref: Reference, dataset: Dataset, grid: ChipGrid, notes: list[
             scaler.transform(ref.eds["support"]))
 
 
-def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None) -> Result:
+def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
+                    pixel_maps: bool | None = None) -> Result:
     """Classify every chip of ``dataset`` with a saved session's prototypes.
 
     Parameters
@@ -244,11 +246,16 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None) -> Resul
         A new image (with EDS if the session used it).
     progress : callable, optional
         ``progress(fraction)`` while encoding.
+    pixel_maps : bool, optional
+        Refine the maps to pixel resolution (see :func:`pixel_refiner`); default: the
+        session's ``pixel_maps`` setting, so a batch gives the maps the app showed.
 
     Returns
     -------
     Result
         No chip is a support; ``notes`` say when EDS was missing or the pixel size differs.
+        ``probabilities`` are per chip; with ``pixel_maps`` the ``label_map``/``entropy_map``
+        are refined to pixels on first use.
 
     Raises
     ------
@@ -287,9 +294,47 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None) -> Resul
     probs = prototype_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
         eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric)
+    if pixel_maps is None:
+        pixel_maps = bool(st.pixel_maps)
     return Result(classes=list(ref.classes), colours=list(ref.colours), probabilities=probs,
                   is_support=np.zeros(grid.n_chips, dtype=bool),
-                  threshold=float(st.threshold), grid=grid, eds_weight=w, notes=notes)
+                  threshold=float(st.threshold), grid=grid, eds_weight=w, notes=notes,
+                  refiner=pixel_refiner(ref, dataset) if pixel_maps else None)
+
+
+#: Most confident chips per predicted class that stand in for supports in a batch refinement.
+PSEUDO_SUPPORTS = 5
+
+
+def pixel_refiner(ref: Reference, dataset: Dataset):
+    """A ``Result.refiner`` for an image segmented with a saved session's prototypes.
+
+    A new image has no supports of its own, so its :data:`PSEUDO_SUPPORTS` least uncertain
+    chips per predicted class take their place in :func:`~.refine.refine_probabilities`
+    (their labels come from the saved prototypes, not from a user). The EDS joins the pixel
+    features when the session used it and the image has it. A class with no chip in the
+    image keeps its chip-level answer (the refinement only sees the classes present).
+    """
+    from dataclasses import replace
+
+    from .refine import _chip_prior, eds_pixel_features, pixel_features, refine_probabilities
+
+    def refine(result: Result) -> np.ndarray:
+        pf = pixel_features(dataset.image)
+        if ref.eds is not None and dataset.has_eds and (result.eds_weight or 0) > 0:
+            enc = make_eds_encoder(ref.settings, mean_=np.asarray(ref.eds["encoder_mean"]),
+                                   components_=ref.eds["components"])
+            pf = eds_pixel_features(dataset.eds, np.asarray(ref.eds["energy_axis"], dtype=np.float64),
+                                    enc, dataset.eds_binning, pf)
+        pseudo = np.zeros(result.grid.n_chips, dtype=bool)
+        for k in np.unique(result.labels):
+            mine = np.flatnonzero(result.labels == k)
+            pseudo[mine[np.argsort(result.entropy[mine], kind="stable")[:PSEUDO_SUPPORTS]]] = True
+        if np.unique(result.labels).size < 2:  # one class everywhere: nothing to tell apart
+            return _chip_prior(result, pf).astype(np.float32)
+        return refine_probabilities(pf, replace(result, is_support=pseudo, refiner=None))
+
+    return refine
 
 
 # --------------------------------------------------------------------------- one task
@@ -325,11 +370,23 @@ def _segment_one(ref: Reference, entry: Entry, prefix: str, formats: Sequence[st
         msg = str(err) if isinstance(err, SFWError) else f"{type(err).__name__}: {err}"
         row.update(status="error", error=msg.replace("\n", " "))
         return row
-    row.update(n_chips=result.grid.n_chips, pixel_size=ds.pixel_size, pixel_unit=ds.pixel_unit,
-               eds_weight="" if result.eds_weight is None else round(result.eds_weight, 4))
-    row.update({f"fraction_{c}": round(f, 6) for c, f in result.fractions.items()})
+    row.update(summary_fields(result, ds))
+    return row
+
+
+def summary_fields(result: Result, dataset: Dataset) -> dict[str, Any]:
+    """One image's columns of ``summary.csv``.
+
+    Chips, calibration, EDS weight, class fractions (of the label map: at pixel resolution when
+    it is refined), the uncertain share of chips, and notes.
+    """
+    fractions = result.pixel_fractions if result.refiner is not None else result.fractions
+    row: dict[str, Any] = dict(
+        n_chips=result.grid.n_chips, pixel_size=dataset.pixel_size, pixel_unit=dataset.pixel_unit,
+        eds_weight="" if result.eds_weight is None else round(result.eds_weight, 4))
+    row.update({f"fraction_{c}": round(float(f), 6) for c, f in fractions.items()})
     row["uncertain_fraction"] = round(result.uncertain_fraction, 6)
-    row["notes"] = "; ".join(result.notes + list(ds.metadata.get("notes", [])))
+    row["notes"] = "; ".join(result.notes + list(dataset.metadata.get("notes", [])))
     return row
 
 
@@ -515,6 +572,7 @@ def segment_files(
     load_kwargs: dict | None = None,
     resume: bool = False,
     connect_timeout: float = 10.0,
+    pixel_maps: bool | None = None,
 ) -> list[dict]:
     """Segment many images with a saved session and write maps, per-chip CSVs and a summary.
 
@@ -548,6 +606,9 @@ def segment_files(
         an interrupted run); their rows are kept.
     connect_timeout : float
         Seconds to wait for a scheduler address to answer.
+    pixel_maps : bool, optional
+        Maps at pixel resolution (see :func:`pixel_refiner`) or chip maps (False, faster);
+        default: the session's ``pixel_maps`` setting.
 
     Returns
     -------
@@ -570,6 +631,10 @@ def segment_files(
         ref = Reference.from_session(session_path)
     else:
         ref = load_reference(session_path)
+    if pixel_maps is not None:
+        from dataclasses import replace
+
+        ref.settings = replace(ref.settings, pixel_maps=bool(pixel_maps))
     formats = tuple(str(f).lower().lstrip(".") for f in formats)
     bad = [f for f in formats if f not in _FORMATS]
     if bad:
@@ -629,7 +694,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def cli_segment(argv: list[str] | None = None) -> int:
-    """``stem-fsl segment SESSION.json FILES... --out DIR [--scheduler ADDR] [--workers N] [--resume]``.
+    """``stem-fsl segment SESSION.json FILES... --out DIR [--scheduler ADDR] [--resume] [--chip-maps]``.
 
     Returns
     -------
@@ -653,6 +718,8 @@ def cli_segment(argv: list[str] | None = None) -> int:
     p.add_argument("--eds", help="EDS cube to use: index or title; 'none' to ignore EDS")
     p.add_argument("--resume", action="store_true",
                    help="skip images the output folder's summary.csv lists as done")
+    p.add_argument("--chip-maps", action="store_true",
+                   help="chip-level maps (faster) instead of maps refined to pixel resolution")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     try:
         args = p.parse_args(argv)
@@ -662,7 +729,8 @@ def cli_segment(argv: list[str] | None = None) -> int:
     try:
         rows = segment_files(args.session, args.files, args.out, scheduler=args.scheduler,
                              workers=args.workers, formats=args.formats,
-                             progress=not args.no_progress, load_kwargs=load_kwargs, resume=args.resume)
+                             progress=not args.no_progress, load_kwargs=load_kwargs, resume=args.resume,
+                             pixel_maps=False if args.chip_maps else None)
     except KeyboardInterrupt:
         print(f"stem-fsl segment: interrupted; {Path(args.out) / 'summary.csv'} lists the images "
               "finished so far; run again with --resume to continue.", file=sys.stderr)

@@ -44,6 +44,7 @@ __all__ = [
     "export_bytes",
     "export_zip",
     "hex_to_rgb",
+    "summary_csv_bytes",
     "write_chip_csv",
     "write_maps",
     "write_summary_csv",
@@ -177,12 +178,20 @@ def write_chip_csv(path: str | os.PathLike, result: Result) -> Path:
     return atomic_write(Path(path), chip_csv_bytes(result))
 
 
-def write_summary_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
-    """A table of dicts (e.g. one row of class fractions per image) as CSV; keys may vary."""
+def summary_csv_bytes(rows: Sequence[dict]) -> bytes:
+    """A table of dicts (e.g. one row of class fractions per image) as CSV bytes.
+
+    Keys may vary between rows: the columns are every key, in order of first appearance.
+    """
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    return atomic_write(Path(path), _csv_bytes(list(rows), keys))
+    return _csv_bytes(list(rows), keys)
+
+
+def write_summary_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
+    """A table of dicts (e.g. one row of class fractions per image) as CSV; keys may vary."""
+    return atomic_write(Path(path), summary_csv_bytes(rows))
 
 
 # --------------------------------------------------------------------------- maps

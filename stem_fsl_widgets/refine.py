@@ -195,7 +195,7 @@ def _chip_pixels(grid, chips: np.ndarray, factor: int,
                  shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Flat feature-pixel indices inside each chip (at feature resolution) and their chip."""
     h, w = shape
-    idx, owner = [], []
+    idx, owner = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]  # no chips: no pixels
     for i in chips:
         y0, x0, y1, x1 = (int(v) for v in grid.box(int(i)))
         ys = np.arange(y0 // factor, min(-(-y1 // factor), h))

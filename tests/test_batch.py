@@ -239,6 +239,14 @@ def test_cli_segment(saved, tmp_path, capsys):
     assert code == 0
     assert "2 of 2 images segmented" in capsys.readouterr().out
     assert (out / "img1_labels.png").exists() and not (out / "img1_labels.hspy").exists()
+    pixel = tifffile.imread(out / "img1_labels.tif")
+    assert batch.cli_segment([str(path), files[1], "--out", str(tmp_path / "chips"), "--chip-maps",
+                              "--scheduler", "synchronous", "--no-progress"]) == 0
+    chips = tifffile.imread(tmp_path / "chips" / "img1_labels.tif")
+    ref = batch.load_reference(path)
+    r = batch.segment_dataset(ref, io.load(files[1]))
+    np.testing.assert_array_equal(chips, r.chip_label_map)  # --chip-maps: the chip-level map
+    np.testing.assert_array_equal(pixel, r.label_map)  # default: refined like the app's map
     assert batch.cli_segment([str(path), files[0], str(tmp_path / "nope.tif"), "--out", str(out),
                               "--scheduler", "synchronous", "--no-progress"]) == 1
     assert "nope.tif" in capsys.readouterr().err
@@ -246,3 +254,19 @@ def test_cli_segment(saved, tmp_path, capsys):
     assert "No session file" in capsys.readouterr().err
     assert batch.cli_segment([str(path), files[0]]) == 2  # --out is required
     assert batch.cli_segment(["--help"]) == 0
+
+
+def test_batch_maps_are_refined_to_pixels_like_the_app(saved):
+    s, path = saved
+    ref = batch.load_reference(path)
+    ds = scene(5, cut=40)  # the boundary runs through the middle of a chip column
+    r = batch.segment_dataset(ref, ds)
+    assert r.refiner is not None and s.settings.pixel_maps
+    chip_acc = (r.chip_label_map == ds.ground_truth).mean()
+    assert (r.label_map == ds.ground_truth).mean() > chip_acc  # the pixels fix the split column
+    plain = batch.segment_dataset(ref, ds, pixel_maps=False)
+    assert plain.refiner is None
+    np.testing.assert_array_equal(plain.label_map, r.chip_label_map)
+    # One class everywhere, or no chip sure of itself: still a full map, never a crash.
+    one = batch.segment_dataset(ref, scene(8, cut=96))
+    assert one.label_map.shape == (96, 96) and (one.label_map == 0).mean() > 0.9

@@ -3,7 +3,8 @@
 A layout over :class:`~stem_fsl_widgets.viewmodel.DashboardModel` (the Panel app shows the
 same model): uploads open at once and show their names, a clear control resets them, an
 uncalibrated image asks for its pixel size, the autosave is per user (JupyterHub user, or an
-id the browser keeps) and a restore says what it brought back, with a "start over" button.
+id the browser keeps) and a restore says what it brought back, with a "start over" button. A
+batch panel applies the labels to other uploaded images and downloads one zip.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ipywidgets as widgets
 from ..dataset import Dataset
 from ..viewmodel.dashboard import EDS_TYPES, IMAGE_TYPES, DashboardModel, autosave_dir, default_upload_mb
 from ..widgets.base import html_escape, message_html
+from ..widgets.batch_panel import BatchPanel
 
 __all__ = ["Dashboard", "MAX_UPLOAD_MB", "autosave_dir"]
 
@@ -56,6 +58,8 @@ class Dashboard(widgets.VBox):
         Shown while the open image has no pixel size.
     start_over : ipywidgets.Button
     message : ipywidgets.HTML
+    batch : BatchPanel
+        Applies the open image's labels to other uploaded images (shown with an open image).
     app : FewShotApp or None
         The app on the current data.
     """
@@ -96,6 +100,8 @@ class Dashboard(widgets.VBox):
         self.start_over.layout.display = "none"
         self.message = widgets.HTML("", layout=widgets.Layout(min_height="1.6em"))
         self.container = widgets.VBox([])
+        self.batch = BatchPanel(self.model.batch, lambda: self.model.app)
+        self.batch.layout.display = "none"  # shown with an open image whose labels it applies
         self.browser = BrowserId()
 
         self.demo_button.on_click(lambda _: self.open_demo())
@@ -114,7 +120,7 @@ class Dashboard(widgets.VBox):
         super().__init__([title, chooser, self.files, self.calibration,
                           widgets.HBox([self.message, self.start_over],
                                        layout=widgets.Layout(align_items="center")),
-                          self.container, self.browser])
+                          self.container, self.batch, self.browser])
         self.add_class("sfw-dashboard")
         self._on_topics(frozenset({"message", "uploads"}))
         if demo if demo is not None else os.environ.get("SFW_DEMO") == "1":
@@ -181,3 +187,4 @@ class Dashboard(widgets.VBox):
         else:
             self.container.children = []
         self.start_over.layout.display = "" if self.app is not None else "none"
+        self.batch.layout.display = "" if self.app is not None else "none"

@@ -47,6 +47,7 @@ from bokeh.palettes import Greys256
 from bokeh.plotting import figure
 
 # Absolute imports: ``panel serve`` runs this file as a script, not as a package module.
+from stem_fsl_widgets.apps.panel_batch import PanelBatch
 from stem_fsl_widgets.dataset import Dataset
 from stem_fsl_widgets.scalebar import scale_bar
 from stem_fsl_widgets.session import Session
@@ -896,6 +897,8 @@ class PanelDashboard(pn.viewable.Viewer):
     app : PanelApp or None
     demo_button, image_input, eds_input, clear_button, files, pixel_size, pixel_unit,
     pixel_button, start_over, message
+    batch : PanelBatch
+        Applies the open image's labels to other uploaded images (shown with an open image).
     """
 
     def __init__(self, model: DashboardModel | None = None, *, dataset: Dataset | None = None,
@@ -919,6 +922,8 @@ class PanelDashboard(pn.viewable.Viewer):
         self.message = pn.pane.Alert("", alert_type="light", css_classes=["sfw-dash-message"],
                                      height=_MESSAGE_HEIGHT, margin=(0, 10))
         self.body = pn.Column()
+        self.batch = PanelBatch(self.model.batch, lambda: self.model.app)
+        self.batch_area = pn.Column(self.batch, visible=False)  # shown with an open image
         self.demo_button.on_click(lambda e: self.model.open_demo())
         self.image_input.param.watch(self._on_image, "value")
         self.eds_input.param.watch(self._on_eds, "value")
@@ -930,7 +935,8 @@ class PanelDashboard(pn.viewable.Viewer):
         self._layout = pn.Column(
             pn.pane.HTML(f"<h2 style='margin:4px 0'>{html_escape(TITLE)}</h2>"),
             pn.Row(self.demo_button, self.image_input, self.eds_input, self.clear_button),
-            self.files, self.calibration, pn.Row(self.message, self.start_over), self.body)
+            self.files, self.calibration, pn.Row(self.message, self.start_over), self.body,
+            self.batch_area)
         self._on_topics(frozenset({"message", "uploads"}))
         if dataset is not None:
             self.model.open_dataset(dataset)
@@ -966,7 +972,7 @@ class PanelDashboard(pn.viewable.Viewer):
                     browser.param.watch(lambda e: self.model.set_user(e.new), "browser_id")
             else:
                 self.body.objects = []
-            self.start_over.visible = self.app is not None
+            self.start_over.visible = self.batch_area.visible = self.app is not None
             if old is not None:
                 old.close()
         if topics & {"calibration", "app"}:
@@ -975,6 +981,7 @@ class PanelDashboard(pn.viewable.Viewer):
     def close(self) -> None:
         """Stop following the models."""
         self.model.watch(self._on_topics, remove=True)
+        self.batch.close()
         if self.app is not None:
             self.app.close()
 

@@ -6,6 +6,7 @@ app are layouts bound to an :class:`AppModel` (one dataset) and a :class:`Dashbo
 render it. Nothing here imports ipywidgets, Panel or Bokeh.
 """
 
+from .batch import BatchModel
 from .dashboard import DashboardModel, Upload
 from .drawing import Overlay, changed_rows, chip_overlay, display_image, entropy_histogram, rgba
 from .model import (
@@ -24,6 +25,7 @@ from .text import describe_chip, error_message, guard, html_escape
 
 __all__ = [
     "AppModel",
+    "BatchModel",
     "CHIP_SIZES",
     "DEFAULT_CLASSES",
     "DOWNLOADS",

@@ -76,6 +76,8 @@ class DashboardModel(Watchable):
     message : Message
     restored : str
         What the last opening restored ("Restored 10 labels saved 14:02"), or "".
+    batch : BatchModel
+        Images to segment with the open data's labels (one zip back).
     """
 
     def __init__(self, *, max_upload_mb: float | None = None,
@@ -94,6 +96,10 @@ class DashboardModel(Watchable):
         self.restored = ""
         self._what = ""
         self._folder: Path | None = None
+        from .batch import BatchModel  # (batch.py reads this module's file types)
+
+        #: Applying the open data's labels to other uploaded images.
+        self.batch = BatchModel(max_upload_mb=self.max_upload_mb)
         Watchable.__init__(self)  # topics: "app", "uploads", "message", "calibration"
 
     # ------------------------------------------------------------------ announcements

@@ -361,3 +361,47 @@ def test_dashboard_uploads_downloads_measurements_and_log_y(dashboard_url, page,
     # The names go first; the app's views leave the page a moment later.
     page.wait_for_function("s => !document.querySelector(s)", arg=CANVAS, timeout=30_000)
     assert page.locator(CANVAS).count() == 0
+
+
+def test_dashboard_batch_applies_the_labels_to_uploaded_images(dashboard_url, page, tmp_path):
+    """Label the demo, choose two other images, apply, follow the progress, download the zip."""
+    import csv
+    import zipfile
+
+    import tifffile
+
+    import stem_fsl_widgets as sfw
+
+    paths = []
+    for seed in (1, 2):
+        path = tmp_path / f"other{seed}.npy"
+        np.save(path, sfw.datasets.demo(size=256, seed=seed).image)
+        paths.append(path)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    geo = open_demo(page, dashboard_url)
+    page.mouse.click(*chip_point(geo, CHIP_B))  # Ni matrix (class 1 is active)
+    wait_for_pixels(page, OVERLAY, is_colour(CLASS_1), box=outline_band(geo, CHIP_B))
+    select_class(page, B)
+    page.mouse.click(*chip_point(geo, CHIP_C))
+    wait_for_pixels(page, OVERLAY, is_colour(CLASS_2), box=outline_band(geo, CHIP_C))
+
+    batch = page.locator(".sfw-batch")
+    batch.scroll_into_view_if_needed()
+    with page.expect_file_chooser() as chooser:
+        batch.locator("button.widget-upload").click()
+    chooser.value.set_files([str(p) for p in paths])
+    page.locator(".sfw-batch-files", has_text="2 images: other1.npy").wait_for(timeout=60_000)
+    batch.get_by_role("button", name="apply labels to these images").click()
+    page.locator(".sfw-batch-message", has_text="Segmented 2 of 2").wait_for(timeout=180_000)
+    assert "2 of 2 images" in page.locator(".sfw-batch-progress").inner_text()
+    with page.expect_download(timeout=60_000) as dl:
+        batch.get_by_role("button", name="download zip").click()
+    assert dl.value.suggested_filename.endswith("_batch.zip")
+    with zipfile.ZipFile(dl.value.path()) as z:
+        names = set(z.namelist())
+        rows = list(csv.DictReader(io.StringIO(z.read("summary.csv").decode())))
+        labels = tifffile.imread(io.BytesIO(z.read("other1/other1_labels.tif")))
+    assert {"other1/other1_labels.png", "other2/other2_measurements.csv"} <= names
+    assert [r["status"] for r in rows] == ["ok", "ok"] and labels.shape == (256, 256)
+    assert set(np.unique(labels)) <= {0, 1} and "no EDS" in rows[0]["notes"]
+    assert not unexpected_errors(page), unexpected_errors(page)

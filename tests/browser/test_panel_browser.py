@@ -229,3 +229,48 @@ def test_add_class_by_button_drag_paint_keys_and_upload(page, panel_url, tmp_pat
     assert page.page_errors == [] and page.console_errors == []
     log = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("server-*.log"))
     assert "_pending_writes" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_batch_applies_the_labels_to_uploaded_images(page, panel_url, tmp_path):
+    """Label the demo, choose two images in the batch card, apply, download the zip."""
+    import csv
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    import stem_fsl_widgets as sfw
+
+    paths = []
+    for seed in (1, 2):
+        path = tmp_path / f"other{seed}.npy"
+        np.save(path, sfw.datasets.demo(size=256, seed=seed).image)
+        paths.append(path)
+    page.set_viewport_size({"width": 1500, "height": 1400})
+    page.goto(panel_url)
+    status = page.locator(".sfw-status")
+    expect(status).to_contain_text("Label at least one chip", timeout=30_000)
+    frame = _frame(page)
+    _wait_pixels(page, frame, lambda p: p.std() > 20)
+    page.mouse.click(*_at(frame, 2 * 32 + 16, 4 * 32 + 16))  # Ni matrix (class 1 is active)
+    expect(page.locator(f"label:has-text('{A} (1 labelled)')")).to_be_visible()
+    page.locator(".sfw-status").click()
+    page.keyboard.press("2")
+    expect(status).to_contain_text(f"Clicks label {B}")
+    page.mouse.click(*_at(frame, 9 * 32 + 16, 3 * 32 + 16))  # CoCu precipitate
+    expect(page.locator(f"label:has-text('{B} (1 labelled)')")).to_be_visible()
+
+    page.locator(".sfw-batch-input input[type=file]").set_input_files([str(p) for p in paths])
+    expect(page.locator(".sfw-batch-files")).to_contain_text("2 images: other1.npy", timeout=30_000)
+    page.get_by_role("button", name="Apply labels to these images").click()
+    expect(page.locator(".sfw-batch-message")).to_contain_text("Segmented 2 of 2", timeout=180_000)
+    expect(page.locator(".sfw-batch-progress")).to_contain_text("2 of 2 images")
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="Download zip").click()
+    with zipfile.ZipFile(dl.value.path()) as z:
+        names = set(z.namelist())
+        rows = list(csv.DictReader(io.StringIO(z.read("summary.csv").decode())))
+    assert {"other1/other1_labels.png", "other2/other2_labels.tif"} <= names
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert page.page_errors == [] and page.console_errors == []
+    log = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("server-*.log"))
+    assert "_pending_writes" not in log and "Traceback" not in log, log[-3000:]
