@@ -25,7 +25,7 @@ from .distances import (
 )
 from .errors import NotEnoughSupportsError
 from .fusion import fuse_early, fuse_late
-from .suggest import rank_suggestions, reason
+from .suggest import novelty, rank_suggestions, reason
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -123,6 +123,9 @@ class Result:
         ``refiner(result) -> (H, W, K)`` pixel probabilities (see :mod:`.refine`). With one,
         :attr:`label_map`, :attr:`entropy_map` and :attr:`pixel_fractions` are at pixel
         resolution, computed on first use; :attr:`chip_label_map` stays the chip-level map.
+    features : ndarray, shape (N, D), optional
+        Chip features for :meth:`suggest` to judge how unlike the supports a chip is (the
+        session's scaled image embeddings; not copied).
     """
 
     classes: list[str]
@@ -134,6 +137,7 @@ class Result:
     eds_weight: float | None = None
     notes: list[str] = field(default_factory=list)
     refiner: Callable[[Result], np.ndarray] | None = field(default=None, repr=False)
+    features: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.labels = np.argmax(self.probabilities, axis=1).astype(np.int64)
@@ -253,12 +257,19 @@ class Result:
         return float(self.uncertain.mean())
 
     def suggest(self, n: int = 5) -> np.ndarray:
-        """The ``n`` unlabelled chips best worth a click: most uncertain first, spread out.
+        """The ``n`` unlabelled chips best worth a click: uncertain and unlike the supports, spread out.
 
         See :mod:`stem_fsl_widgets.suggest`.
         """
         return rank_suggestions(self.entropy, self.is_support, self.grid.n_cols,
-                                min(int(n), int((~self.is_support).sum())))
+                                min(int(n), int((~self.is_support).sum())),
+                                novelty=self._novelty)
+
+    @cached_property
+    def _novelty(self) -> np.ndarray | None:
+        if self.features is None:
+            return None
+        return novelty(self.features, self.is_support)
 
     def suggestion_reasons(self, chips) -> list[str]:
         """Why each chip is suggested, e.g. "between matrix (52 %) and oxide (41 %)"."""

@@ -620,7 +620,8 @@ class Session:
                       probabilities=probs, is_support=is_support,
                       threshold=float(self.settings.threshold), grid=self.grid,
                       eds_weight=w, notes=notes,
-                      refiner=self._refine if self.settings.pixel_maps else None)
+                      refiner=self._refine if self.settings.pixel_maps else None,
+                      features=self.image_embeddings()[1])
 
     def suggest(self, n: int = 5) -> np.ndarray:
         """The ``n`` most uncertain unlabelled chips (empty until the session is ready)."""

@@ -1,12 +1,18 @@
-"""Which chips to label next: the most uncertain, spread over the image.
+"""Which chips to label next: uncertain ones unlike every labelled chip, spread over the image.
+
+A chip's score is its normalised entropy times its *novelty*: the feature distance to the
+nearest support, over the median such distance of the unlabelled chips, capped at 1. An
+uncertain chip that looks like a chip already labelled teaches little (on the real Au image
+the most uncertain chips are many copies of one particle rim); beyond the median distance no
+extra credit is given, so outliers (contamination, a scan glitch) are not chased.
 
 Measured with ``benchmarks/suggest_curves.py`` (from 1 support per class, one chip added at
-a time, each labelled with its true majority class): on the present engine the most
-uncertain chip beats random picking on the mean over the suite's cases at +4, +8 and +16
-clicks, and accuracy does not fall as the user follows it. Two refinements were measured
-and left out: favouring chips inside one predicted region (nameable rather than boundary
-chips) and chips in dense parts of embedding space (typical) helped the lattices but cost
-more elsewhere (real Au particles, a minority class among textures).
+a time, each labelled with its true majority class; 11 cases, 5 draws; chip-level maps):
+mean accuracy at +4 / +8 / +16 clicks 0.903 / 0.919 / 0.927 against 0.902 / 0.909 / 0.927
+for entropy alone and 0.891 / 0.907 / 0.913 for random picking. Measured and left out:
+novelty uncapped (chases outliers: MoS2 falls below random), squared or square-rooted,
+favouring chips inside one predicted region, alternating with k-centre picks, and
+class-balanced picks. On the four-lattice case random picking still wins at every step.
 
 When several chips are asked for at once, they are picked one at a time and chips within
 two grid steps of an earlier pick are passed over, so five suggestions are not five
@@ -17,12 +23,47 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["rank_suggestions", "reason"]
+__all__ = ["novelty", "rank_suggestions", "reason"]
+
+
+def novelty(features: np.ndarray, is_support: np.ndarray, cap: float = 1.0,
+            chunk: int = 2048) -> np.ndarray:
+    """Distance of each chip to its nearest support in feature space, relative and capped.
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, D)
+        Chip features (the session's scaled image embeddings).
+    is_support : ndarray of bool, shape (N,)
+    cap : float
+        Largest value: distances beyond ``cap`` times the median get no extra credit.
+    chunk : int
+        Chips per block of the distance computation (bounds the memory).
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        In [0, cap]; the distance over the median distance of the unlabelled chips. All ones
+        without supports or unlabelled chips.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    sup = x[np.asarray(is_support, dtype=bool)]
+    free = ~np.asarray(is_support, dtype=bool)
+    if sup.shape[0] == 0 or not free.any():
+        return np.ones(x.shape[0])
+    sq = (sup ** 2).sum(1)
+    d = np.empty(x.shape[0])
+    for a in range(0, x.shape[0], chunk):
+        b = x[a:a + chunk]
+        d2 = (b ** 2).sum(1)[:, None] - 2.0 * b @ sup.T + sq[None, :]
+        d[a:a + chunk] = np.sqrt(np.clip(d2.min(axis=1), 0.0, None))
+    med = float(np.median(d[free]))
+    return np.minimum(d / med, cap) if med > 0 else np.ones(x.shape[0])
 
 
 def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n: int,
-                     spacing: int = 2) -> np.ndarray:
-    """The ``n`` chips to label next, best first: most uncertain, spread out.
+                     spacing: int = 2, novelty: np.ndarray | None = None) -> np.ndarray:
+    """The ``n`` chips to label next, best first: uncertain and novel, spread out.
 
     Parameters
     ----------
@@ -35,6 +76,8 @@ def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n
     spacing : int
         Chips within this many grid steps of an earlier pick are passed over while others
         remain.
+    novelty : ndarray, shape (N,), optional
+        Multiplies the entropy (see :func:`novelty`); None ranks by entropy alone.
 
     Returns
     -------
@@ -47,7 +90,10 @@ def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n
     [0, 3]
     """
     free = ~np.asarray(is_support, dtype=bool)
-    score = np.where(free, np.nan_to_num(np.asarray(entropy, dtype=np.float64)), -np.inf)
+    score = np.nan_to_num(np.asarray(entropy, dtype=np.float64))
+    if novelty is not None:
+        score = score * np.nan_to_num(np.asarray(novelty, dtype=np.float64))
+    score = np.where(free, score, -np.inf)
     order = np.argsort(-score, kind="stable")
     order = order[np.isfinite(score[order])]
     rows, cols = np.divmod(order, n_cols)

@@ -53,7 +53,7 @@ from stem_fsl_widgets.scalebar import scale_bar
 from stem_fsl_widgets.session import Session
 from stem_fsl_widgets.viewmodel import DOWNLOADS, AppModel, DashboardModel, Layers, Overlay
 from stem_fsl_widgets.viewmodel.dashboard import EDS_TYPES, IMAGE_TYPES
-from stem_fsl_widgets.viewmodel.drawing import MAX_DISPLAY_SIDE
+from stem_fsl_widgets.viewmodel.drawing import MAX_DISPLAY_SIDE, focus_window
 from stem_fsl_widgets.viewmodel.text import html_escape, measurement_table_html
 
 __all__ = ["PanelApp", "PanelDashboard", "create_app", "overlay_columns", "serve"]
@@ -353,6 +353,10 @@ class PanelApp(pn.viewable.Viewer):
         self.suggest_button = pn.widgets.Button(name="Suggest next chips", width=160)
         self.n_suggest = pn.widgets.IntInput(name="how many", value=5, start=1, end=100, width=80)
         self.suggest_button.on_click(lambda e: self.suggest(int(self.n_suggest.value)))
+        self.next_button = pn.widgets.Button(name="Go to next (n)", width=130,
+                                             description="centre and zoom on the next suggested "
+                                                         "chip; then keys 1-9 label it")
+        self.next_button.on_click(lambda e: self.model.next_suggestion())
 
     def _build_settings(self) -> None:
         m = self.model
@@ -493,7 +497,7 @@ class PanelApp(pn.viewable.Viewer):
             title="Classes (keys 1–9)", collapsible=False, width=380,
         )
         results = pn.Card(self.fractions_text, self.fraction_figure, self.entropy_figure,
-                          pn.Row(self.n_suggest, self.suggest_button),
+                          pn.Row(self.n_suggest, self.suggest_button, self.next_button),
                           title="Segmentation", collapsible=False, width=380)
         settings = pn.Card(self.threshold, self.eds_auto, self.eds_weight,
                            pn.Row(self.fusion, self.metric),
@@ -716,6 +720,8 @@ class PanelApp(pn.viewable.Viewer):
                 self._update_status()
             if "hover" in topics:
                 self.hover_text.object = self.model.hover_text()
+            if "focus" in topics:
+                self.show_focus()
             if "message" in topics:
                 msg = self.model.message
                 self.message.param.update(object=html_escape(msg.text) or "&nbsp;",
@@ -730,6 +736,15 @@ class PanelApp(pn.viewable.Viewer):
                     f"<div class='sfw-autosave-warning' style='color:#8a5300;font-weight:bold'>⚠ "
                     f"{html_escape(warning)}</div>" if warning else
                     f"<small>{html_escape(self.model.autosave_text)}</small>")
+
+    def show_focus(self) -> None:
+        """Centre and zoom the figure on the suggestion being visited (nothing without one)."""
+        box = self.model.focus_box()
+        if box is None:
+            return
+        x0, x1, y0, y1 = focus_window(box, self.session.dataset.shape)
+        self.figure.x_range.update(start=x0, end=x1)
+        self.figure.y_range.update(start=y1, end=y0)  # rows run down the screen
 
     def _update_overlay(self) -> None:
         self.last_update = _update_source(self.chip_source, overlay_columns(

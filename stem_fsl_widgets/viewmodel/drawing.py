@@ -20,6 +20,7 @@ __all__ = [
     "chip_overlay",
     "display_image",
     "entropy_histogram",
+    "focus_window",
     "rgba",
     "segmentation_rgba",
 ]
@@ -228,3 +229,29 @@ def segmentation_rgba(label_map: np.ndarray, colours: list[str], *, max_side: in
         lab = lab[::step, ::step]
     lut = np.array([rgba(c) for c in colours] + [(0, 0, 0, 0)], np.uint8)
     return lut[np.where(lab < 0, len(colours), lab)]
+
+
+def focus_window(box: tuple[int, int, int, int], shape: tuple[int, int],
+                 span: float = 4.0) -> tuple[float, float, float, float]:
+    """The part of the image to show around a chip: ``(x0, x1, y0, y1)`` in image pixels.
+
+    A square ``span`` chips wide, centred on the chip and shifted to stay inside the image
+    (the whole image when it is smaller): the chip is large enough to name, with enough
+    surroundings to see what it belongs to.
+
+    Examples
+    --------
+    >>> focus_window((0, 0, 32, 32), (512, 512))
+    (0.0, 128.0, 0.0, 128.0)
+    """
+    y0, x0, y1, x1 = (float(v) for v in box)
+    h, w = (float(v) for v in shape)
+    side = span * max(y1 - y0, x1 - x0)
+
+    def place(lo: float, hi: float, size: float) -> tuple[float, float]:
+        if side >= size:
+            return 0.0, size
+        start = min(max((lo + hi) / 2 - side / 2, 0.0), size - side)
+        return start, start + side
+
+    return (*place(x0, x1, w), *place(y0, y1, h))

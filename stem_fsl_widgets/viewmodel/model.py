@@ -87,6 +87,7 @@ TOPICS = frozenset({
     "layers",     # visibility and opacity of the overlay layers
     "image",      # the display image (contrast)
     "autosave",   # autosave state and warning
+    "focus",      # the suggestion being visited: views centre and zoom on it
 })
 
 _EVENT_TOPICS = {
@@ -205,6 +206,8 @@ class AppModel(Watchable):
         -1 for none.
     suggested : tuple of int
         Chips suggested as the next to label (cleared on a new grid; labelled ones drop out).
+    focus : int or None
+        The suggested chip being visited (:meth:`next_suggestion`); the views centre on it.
     message : Message
     progress : (str, float)
     layers : Layers
@@ -233,6 +236,7 @@ class AppModel(Watchable):
         self.hovered_chip = -1
         self.selected_chip = -1
         self.suggested: tuple[int, ...] = ()
+        self.focus: int | None = None
         self.message = Message()
         self.progress: tuple[str, float] = ("", 1.0)
         self.layers = Layers()
@@ -284,7 +288,7 @@ class AppModel(Watchable):
             topics |= _EVENT_TOPICS.get(kind, set())
         s = self.session
         if "grid" in event.kinds:  # chip indices now mean other places
-            self.suggested = ()
+            self.suggested, self.focus = (), None
             self.hovered_chip = self.selected_chip = -1
             self._stroke = None
         elif self.suggested and "supports" in event.kinds:
@@ -702,15 +706,21 @@ class AppModel(Watchable):
     def key(self, key: str, *, ctrl: bool = False, shift: bool = False) -> None:
         """Keyboard shortcuts.
 
-        1–9 pick a class, Ctrl+Z undo, Ctrl+Shift+Z / Ctrl+Y redo, Escape clears the
-        suggestions and any stroke.
+        1–9 pick a class (while a suggestion is visited: label it with that class and go on
+        to the next), N visits the next suggestion, Ctrl+Z undo, Ctrl+Shift+Z / Ctrl+Y redo,
+        Escape clears the suggestions and any stroke.
         """
         k = str(key).lower()
         with self.action(f"handle the key {key}"):
             if len(k) == 1 and k in "123456789" and not ctrl:
                 names = list(self.session.classes)
                 if int(k) - 1 < len(names):
-                    self.select_class(names[int(k) - 1])
+                    if self.focus is not None and self.focus not in self.session.supports:
+                        self._label_focus(names[int(k) - 1])
+                    else:
+                        self.select_class(names[int(k) - 1])
+            elif k == "n" and not ctrl:
+                self.next_suggestion()
             elif ctrl and (k == "y" or (k == "z" and shift)):
                 self.redo()
             elif ctrl and k == "z":
@@ -897,6 +907,48 @@ class AppModel(Watchable):
                 self._announce("image")
 
     # ------------------------------------------------------------------ suggestions
+    def next_suggestion(self) -> int | None:
+        """Visit the next suggested chip: the views centre and zoom on it.
+
+        Asks for suggestions first when there are none left. While a chip is visited, keys
+        1–9 label it with that class and move on to the next one (see :meth:`key`).
+        Returns the chip, or None (and a message) before a segmentation exists.
+        """
+        chip = None
+        with self.action("go to the next suggestion"):
+            left = [c for c in self.suggested if c not in self.session.supports]
+            if not left:
+                self.focus = None
+                self.suggest()
+                left = list(self.suggested)
+                if not left:
+                    return None
+            if self.focus in left:
+                chip = left[(left.index(self.focus) + 1) % len(left)]
+            else:
+                chip = left[0]
+            self.focus = chip
+            self._announce("focus", "overlay", "status")
+        return chip
+
+    def focus_box(self) -> tuple[int, int, int, int] | None:
+        """``(y0, x0, y1, x1)`` of the visited suggestion, or None."""
+        if self.focus is None or not 0 <= self.focus < self.session.n_chips:
+            return None
+        return tuple(int(v) for v in self.session.grid.box(self.focus))
+
+    def _label_focus(self, name: str) -> None:
+        chip = self.focus
+        self.select_class(name)
+        self.session.label(int(chip), name)  # announces through the session's events
+        remaining = [c for c in self.suggested if c not in self.session.supports]
+        if remaining:
+            self.next_suggestion()
+        else:
+            self.focus = None
+            self.say(f"Labelled chip {chip} as {name}; no suggestions left. Press n for new ones.", "ok")
+            self._announce("focus", "overlay", "status")
+
     def suggest(self, n: int | None = None) -> tuple[int, ...]:
         """Mark the ``n`` most uncertain unlabelled chips as the next to label."""
         with self.action("suggest chips"):
@@ -913,10 +965,10 @@ class AppModel(Watchable):
         return self.suggested
 
     def clear_suggestions(self) -> None:
-        """Remove the suggestion marks."""
-        if self.suggested:
-            self.suggested = ()
-            self._announce("overlay", "status")
+        """Remove the suggestion marks (and stop visiting them)."""
+        if self.suggested or self.focus is not None:
+            self.suggested, self.focus = (), None
+            self._announce("overlay", "status", "focus")
 
     # ------------------------------------------------------------------ downloads
     @property

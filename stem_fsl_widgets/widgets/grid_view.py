@@ -14,6 +14,7 @@ import numpy as np
 
 from ..session import Session
 from ..viewmodel import AppModel, Overlay, changed_rows
+from ..viewmodel.drawing import focus_window
 from .base import ModelView, html_escape
 from .canvas import ChipCanvas, Modifiers
 
@@ -51,7 +52,7 @@ class ChipGridView(ModelView, widgets.VBox):
         Chips redrawn by the latest refresh (for tests and benchmarks).
     """
 
-    SHOWS = frozenset({"grid", "overlay", "hover", "layers", "image", "classes"})
+    SHOWS = frozenset({"grid", "overlay", "hover", "layers", "image", "classes", "focus"})
 
     def __init__(self, model: AppModel | Session, *, max_view_size: int = 640) -> None:
         m = self._bind(model)
@@ -160,7 +161,9 @@ class ChipGridView(ModelView, widgets.VBox):
                 if idx.size:
                     c.update_chips(idx, fill=new.fill[idx], outline=new.outline[idx],
                                    uncertain=new.uncertain[idx], suggested=new.suggested[idx])
-                c.cursor_chip = m.suggested[0] if m.suggested else -1
+                c.cursor_chip = m.focus if m.focus is not None else (m.suggested[0] if m.suggested else -1)
+            if "focus" in topics:
+                self.show_focus()
             if "layers" in topics:
                 lay = m.layers
                 c.show_grid, c.show_fill = lay.grid, lay.segmentation
@@ -206,6 +209,20 @@ class ChipGridView(ModelView, widgets.VBox):
     def active_class(self) -> str | None:
         """The class a left click labels (the model's)."""
         return self.model.active_class
+
+    def show_focus(self) -> None:
+        """Centre and zoom the view on the suggestion being visited (nothing without one)."""
+        box = self.model.focus_box()
+        if box is None:
+            return
+        c = self.canvas
+        x0, x1, y0, y1 = focus_window(box, self.model.session.dataset.shape)
+        zoom = min(c.view_width / (x1 - x0), c.view_height / (y1 - y0))
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        with c.hold_sync():
+            c.zoom = zoom
+            c.pan = (cx - c.view_width / (2 * zoom), cy - c.view_height / (2 * zoom))
+            c.cursor_chip = int(self.model.focus)
 
     def zoom_by(self, factor: float) -> None:
         """Zoom about the centre of the view by ``factor`` (> 1 zooms in)."""

@@ -104,6 +104,9 @@ class ResultsPanel(ModelView, widgets.VBox):
                                                 layout=widgets.Layout(width="90px"))
         self.suggest_button = widgets.Button(description="suggest next", icon="lightbulb-o",
                                              tooltip="outline the most uncertain unlabelled chips")
+        self.next_button = widgets.Button(description="go to next (n)", icon="crosshairs",
+                                          tooltip="centre and zoom on the next suggested chip; "
+                                                  "then keys 1-9 label it")
         has_eds = m.has_eds
         value, auto, _note = m.eds_weight_control()
         self.eds_auto = widgets.Checkbox(auto, description="auto", indent=False,
@@ -137,11 +140,12 @@ class ResultsPanel(ModelView, widgets.VBox):
         self.fusion.observe(lambda ch: self._act(m.set_fusion, ch["new"]), names="value")
         self.metric.observe(lambda ch: self._act(m.set_metric, ch["new"]), names="value")
         self.suggest_button.on_click(lambda _b: self.suggest())
+        self.next_button.on_click(lambda _b: self.model.next_suggestion())
         self.apply_grid.on_click(lambda _b: self.apply_encoding())
 
         figures = widgets.HBox([self.fraction_figure, self.entropy_figure],
                                layout=widgets.Layout(flex_flow="row wrap"))
-        uncertainty = widgets.HBox([self.threshold, self.n_suggest, self.suggest_button],
+        uncertainty = widgets.HBox([self.threshold, self.n_suggest, self.suggest_button, self.next_button],
                                    layout=widgets.Layout(flex_flow="row wrap"))
         fusion = widgets.HBox([self.eds_weight, self.eds_auto, self.eds_weight_note, self.fusion,
                                self.metric],

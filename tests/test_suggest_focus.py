@@ -1,0 +1,122 @@
+"""Suggestions worth a click, and visiting them: "next" centres and zooms on a suggested chip in
+both apps, and a digit key labels it and moves on (issue: suggest-next that saves clicks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import stem_fsl_widgets as sfw
+from stem_fsl_widgets.suggest import novelty, rank_suggestions
+from stem_fsl_widgets.viewmodel import AppModel
+from stem_fsl_widgets.viewmodel.drawing import focus_window
+
+
+@pytest.fixture
+def model(two_phase):
+    img, eds, energy, _ = two_phase
+    s = sfw.Session(sfw.Dataset(img, eds=eds, energy_axis=energy, eds_binning=4, pixel_size=0.5,
+                                pixel_unit="nm", name="two phase"), chip_size=16)
+    s.add_class("fine")
+    s.add_class("coarse")
+    m = AppModel(s)
+    yield m
+    m.close()
+
+
+def label_two(m):
+    m.session.label(0, "fine")
+    m.session.label(m.session.grid.n_cols - 1, "coarse")
+
+
+def test_novelty_is_distance_to_the_nearest_support_over_the_median_capped():
+    x = np.array([[0.0], [1.0], [2.0], [4.0], [10.0]])
+    sup = np.array([True, False, False, False, False])
+    nov = novelty(x, sup)
+    # distances 1, 2, 4, 10 to the support; median of the unlabelled 3.0
+    np.testing.assert_allclose(nov, [0.0, 1 / 3, 2 / 3, 1.0, 1.0])
+    # An uncertain chip next to a support loses to a slightly less uncertain, unlike one.
+    ent = np.array([0.0, 0.9, 0.8, 0.1, 0.0])
+    assert rank_suggestions(ent, sup, 5, 1, spacing=0).tolist() == [1]
+    assert rank_suggestions(ent, sup, 5, 1, spacing=0, novelty=nov).tolist() == [2]
+    assert novelty(x, np.zeros(5, bool)).tolist() == [1.0] * 5  # no supports: no opinion
+
+
+def test_session_results_rank_with_novelty(model):
+    label_two(model)
+    r = model.session.result
+    assert r.features is model.session.image_embeddings()[1]  # no copy per click
+    expected = rank_suggestions(r.entropy, r.is_support, r.grid.n_cols, 3,
+                                novelty=novelty(r.features, r.is_support))
+    np.testing.assert_array_equal(r.suggest(3), expected)
+
+
+def test_focus_window_centres_and_stays_inside():
+    assert focus_window((100, 200, 132, 232), (512, 512)) == (152.0, 280.0, 52.0, 180.0)
+    assert focus_window((480, 480, 512, 512), (512, 512)) == (384.0, 512.0, 384.0, 512.0)
+    assert focus_window((0, 0, 64, 64), (100, 300)) == (0.0, 256.0, 0.0, 100.0)
+
+
+def test_next_visits_suggestions_and_a_digit_labels_the_visited_chip(model):
+    topics = []
+    model.watch(lambda t: topics.append(t))
+    assert model.next_suggestion() is None and "two classes" in model.message.text
+    label_two(model)
+    first = model.next_suggestion()
+    assert model.suggested and first == model.suggested[0] and model.focus == first
+    assert any("focus" in t for t in topics)
+    second = model.next_suggestion()
+    assert second == model.suggested[1]
+    model.key("2")  # label the visited chip "coarse", go on to the next suggestion
+    assert model.session.supports[second] == "coarse" and model.active_class == "coarse"
+    assert second not in model.suggested and model.focus == model.suggested[0]
+    n_before = len(model.session.supports)
+    model.key("escape")
+    assert model.focus is None and model.suggested == ()
+    model.key("1")  # no visit: a digit only picks the class
+    assert model.active_class == "fine" and len(model.session.supports) == n_before
+    model.key("n")  # n asks for new suggestions and visits the first
+    assert model.focus == model.suggested[0]
+    model.apply_grid(chip_size=32)
+    assert model.focus is None and model.focus_box() is None
+
+
+def test_the_last_suggestion_labelled_says_so(model):
+    label_two(model)
+    model.suggest(1)
+    chip = model.next_suggestion()
+    model.key("1")
+    assert model.session.supports[chip] == "fine" and model.focus is None
+    assert "no suggestions left" in model.message.text
+
+
+def test_notebook_view_zooms_on_the_visited_chip(model):
+    from stem_fsl_widgets.widgets.app import FewShotApp
+
+    app = FewShotApp(model)
+    label_two(model)
+    c = app.grid_view.canvas
+    zoom0 = c.zoom
+    chip = model.next_suggestion()
+    y0, x0, y1, x1 = model.session.grid.box(chip)
+    assert c.zoom > zoom0 and c.cursor_chip == chip
+    # The chip's centre is in the middle of the view.
+    cx, cy = c.pan[0] + c.view_width / (2 * c.zoom), c.pan[1] + c.view_height / (2 * c.zoom)
+    wx0, wx1, wy0, wy1 = focus_window((y0, x0, y1, x1), model.session.dataset.shape)
+    assert cx == pytest.approx((wx0 + wx1) / 2) and cy == pytest.approx((wy0 + wy1) / 2)
+    app.results.next_button.click()
+    assert c.cursor_chip == model.focus != chip
+    app.close()
+
+
+def test_panel_view_zooms_on_the_visited_chip(model):
+    from stem_fsl_widgets.apps.panel_app import PanelApp
+
+    app = PanelApp(model)
+    label_two(model)
+    app.next_button.clicks += 1
+    box = model.focus_box()
+    x0, x1, y0, y1 = focus_window(box, model.session.dataset.shape)
+    assert (app.figure.x_range.start, app.figure.x_range.end) == (x0, x1)
+    assert (app.figure.y_range.start, app.figure.y_range.end) == (y1, y0)
+    app.close()
