@@ -318,6 +318,7 @@ def pixel_refiner(ref: Reference, dataset: Dataset):
     from dataclasses import replace
 
     from .refine import _chip_prior, eds_pixel_features, pixel_features, refine_probabilities
+    from .session import pixel_map_note
 
     def refine(result: Result) -> np.ndarray:
         pf = pixel_features(dataset.image)
@@ -332,7 +333,12 @@ def pixel_refiner(ref: Reference, dataset: Dataset):
             pseudo[mine[np.argsort(result.entropy[mine], kind="stable")[:PSEUDO_SUPPORTS]]] = True
         if np.unique(result.labels).size < 2:  # one class everywhere: nothing to tell apart
             return _chip_prior(result, pf).astype(np.float32)
-        return refine_probabilities(pf, replace(result, is_support=pseudo, refiner=None))
+        info: dict = {}
+        prob = refine_probabilities(pf, replace(result, is_support=pseudo, refiner=None), info=info)
+        note = pixel_map_note(info, result.classes)
+        if note:
+            result.notes.append(note)
+        return prob
 
     return refine
 

@@ -55,6 +55,24 @@ MAX_CLASS_NAME = 100
 EVENT_KINDS = frozenset({"grid", "classes", "supports", "settings", "result", "progress"})
 
 
+def pixel_map_note(info: dict, classes: list[str]) -> str:
+    """What the pixel map could not do, in words (from :func:`refine_probabilities`'s ``info``).
+
+    "" when the pixel features told every class apart; otherwise which class they confuse
+    most and that the map follows the chips there (entirely, when they tell nothing apart).
+    """
+    diag, weight = info.get("diag"), info.get("weight")
+    if not diag or weight is None or len(diag) != len(classes):
+        return ""
+    worst = int(np.argmin(diag))
+    told = f"{classes[worst]} is told apart {100 * diag[worst]:.0f} % of the time out of fold"
+    if weight <= 0:
+        return f"Pixel map: the pixel features cannot separate the classes ({told}); the map follows the chips"
+    if min(diag) < 0.95:
+        return f"Pixel map: {told}, so its boundaries lean on the chips"
+    return ""
+
+
 @dataclass(frozen=True)
 class SessionEvent:
     """A typed change of a :class:`Session`, passed to :meth:`Session.on_event` listeners.
@@ -239,7 +257,12 @@ class Session:
         return self._cache[key]
 
     def _refine(self, result: Result) -> np.ndarray:
-        return refine_probabilities(self.pixel_features(), result)
+        info: dict = {}
+        prob = refine_probabilities(self.pixel_features(), result, info=info)
+        note = pixel_map_note(info, result.classes)
+        if note:
+            result.notes.append(note)
+        return prob
 
     def encode(self) -> None:
         """Compute (or fetch from cache) every embedding the current settings need."""

@@ -192,3 +192,22 @@ def test_pixel_maps_of_a_large_image_come_back_full_size_with_uncovered_edges():
     acc = np.mean((np.asarray(r.classes)[lab[inside]] == "particle") == (truth[inside] == 1))
     chip = np.mean((np.asarray(r.classes)[r.chip_label_map[inside]] == "particle") == (truth[inside] == 1))
     assert acc > chip  # still better than the chips at half the feature resolution
+
+
+def test_pixel_map_says_when_it_falls_back_to_the_chips():
+    from stem_fsl_widgets.session import pixel_map_note
+
+    assert pixel_map_note({"diag": [0.99, 0.97], "weight": 2.0}, ["a", "b"]) == ""
+    part = pixel_map_note({"diag": [0.99, 0.82], "weight": 0.9}, ["a", "b"])
+    assert "b is told apart 82 %" in part and "lean on the chips" in part
+    assert "cannot separate" in pixel_map_note({"diag": [0.6, 0.7], "weight": 0.0}, ["a", "b"])
+    assert pixel_map_note({}, ["a", "b"]) == ""  # no calibration ran: nothing to say
+    # One texture everywhere, two classes given at random: the map still comes, and says why
+    # it is only the chip map.
+    rng = np.random.default_rng(0)
+    s = sfw.Session(sfw.Dataset(rng.normal(size=(128, 128)).astype(np.float32)), chip_size=16)
+    s.label_many([0, 9, 18, 27], "a")
+    s.label_many([36, 45, 54, 63], "b")
+    r = s.result
+    assert r.label_map.shape == (128, 128) and (r.label_map >= 0).all()
+    assert any(n.startswith("Pixel map:") for n in r.notes), r.notes

@@ -326,7 +326,7 @@ class AppModel(Watchable):
         def done() -> None:
             self._refining = False
             if r is self.session.result:
-                self._announce("results", "overlay", "layers")
+                self._announce("results", "overlay", "layers", "status")  # status: the map's notes
             else:
                 self.refine_in_background()
 
