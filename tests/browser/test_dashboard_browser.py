@@ -355,7 +355,7 @@ def test_dashboard_uploads_downloads_measurements_and_log_y(dashboard_url, page,
 
     # Clear: both names go, the page is back to the chooser. (bqplot may log a NaN path for a
     # figure on its way out of the page; nothing is left to see, so errors are checked above.)
-    page.get_by_role("button", name="clear").click()
+    page.locator("button.widget-button", has_text=re.compile(r"^\s*clear\s*$")).click()
     page.wait_for_function(
         "() => !document.querySelector('.sfw-files').textContent.includes('survey')", timeout=30_000)
     # The names go first; the app's views leave the page a moment later.
