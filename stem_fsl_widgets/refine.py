@@ -25,8 +25,13 @@ teach a pixel classifier instead:
 Each step was kept because it raised pixel accuracy on ``benchmarks/eval_suite.py`` (see the
 README); training on supports alone wins on intensity-driven images (real Au particles,
 coins), training on confident chips on textures, and the two together are the best found.
-Intensity ramps and thickness gradients remain weak: there the refined map trails the
-chip map by 0.02-0.04.
+Intensity ramps and thickness gradients used to cost 0.02-0.04 against the chip map (the
+forests learnt absolute intensity at one end of the field). Now, when mean intensity does not
+sort the training chips into their classes and local contrast follows a field-wide plane,
+the features are computed on the detrended image instead (:func:`detrended`). Where
+intensity does carry the classes, the supports' forest counts twice the confident chips'
+one (it follows intensity as the user's chips show it; confident chips that hold small
+particles blur it).
 
 The forests are scikit-learn's ``RandomForestClassifier`` (the ilastik/Weka method on the
 image's own chips); a fixed seed makes a result reproducible.
@@ -34,15 +39,15 @@ image's own chips); a fixed seed makes a result reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
 from .encoders.base import robust_normalise
 
-__all__ = ["DEFAULT_MAX_PIXELS", "PixelFeatures", "eds_pixel_features", "pixel_features",
-           "refine_probabilities"]
+__all__ = ["DEFAULT_MAX_PIXELS", "PixelFeatures", "detrended", "eds_pixel_features",
+           "pixel_features", "refine_probabilities"]
 
 #: Pixel features are computed on at most this many pixels (the image is block-averaged
 #: by an integer factor above it); maps are brought back to full size afterwards.
@@ -62,12 +67,20 @@ class PixelFeatures:
         The full image shape (H, W).
     local : ndarray, shape (h, w, F'), float32
         Fine-scale features only (σ ≤ 2 px): what a pixel looks like, not what is near it.
+    image : ndarray, shape (h, w), float32, optional
+        The normalised image the features were computed from (for :func:`detrended`).
+    n_image : tuple of int, optional
+        How many leading columns of ``features`` and ``local`` come from the image (the rest,
+        e.g. EDS, are kept as they are by :func:`detrended`).
     """
 
     features: np.ndarray
     factor: int
     shape: tuple[int, int]
     local: np.ndarray
+    image: np.ndarray | None = None
+    n_image: tuple[int, int] | None = None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def pixel_features(image: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -101,7 +114,14 @@ def pixel_features(image: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     img = robust_normalise(np.asarray(image, dtype=np.float32))
     if factor > 1:
         img = downscale_local_mean(img, (factor, factor)).astype(np.float32)
-    smax = max(2.0, sigma_max / factor)
+    feats, local = _image_features(img, max(2.0, sigma_max / factor))
+    return PixelFeatures(feats, factor, (h, w), local, img, (feats.shape[2], local.shape[2]))
+
+
+def _image_features(img: np.ndarray, smax: float) -> tuple[np.ndarray, np.ndarray]:
+    """(features, fine-scale features) of one normalised image, both float32 (h, w, ·)."""
+    from skimage.feature import multiscale_basic_features
+
     local = multiscale_basic_features(img, intensity=True, edges=True, texture=True, sigma_min=1.0,
                                       sigma_max=2.0, num_sigma=2)
     feats = [multiscale_basic_features(img, intensity=True, edges=True, texture=True,
@@ -111,8 +131,47 @@ def pixel_features(image: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     for s in (1.0, 2.0, 4.0):
         band = img - ndimage.gaussian_filter(img, s)
         feats.append(np.sqrt(ndimage.gaussian_filter(band * band, 3 * s))[..., None])
-    return PixelFeatures(np.concatenate(feats, axis=2).astype(np.float32), factor, (h, w),
-                         local.astype(np.float32))
+    return np.concatenate(feats, axis=2).astype(np.float32), local.astype(np.float32)
+
+
+def detrended(pf: PixelFeatures, sigma: float, floor: float = 0.25,
+              sigma_max: float = 16.0) -> PixelFeatures:
+    """The same features computed on the image with its large-scale trend taken out.
+
+    The image minus its Gaussian(``sigma``) background, divided by its local standard
+    deviation at the same scale (at least ``floor`` × the median one, so flat areas are not
+    blown up into noise): an intensity ramp, a thickness gradient or a varying gain then no
+    longer moves a class's features across the field. Non-image columns (EDS) are kept.
+    Cached on ``pf``; ``pf`` itself when it does not hold its image.
+
+    Parameters
+    ----------
+    pf : PixelFeatures
+    sigma : float
+        Background scale, in feature pixels.
+    floor : float
+    sigma_max : float
+        As for :func:`pixel_features`, in full-resolution pixels.
+
+    Returns
+    -------
+    PixelFeatures
+    """
+    if pf.image is None or pf.n_image is None:
+        return pf
+    key = ("detrended", round(float(sigma), 3), floor)
+    if key not in pf._cache:
+        img = pf.image
+        d = img - ndimage.gaussian_filter(img, sigma)
+        sd = np.sqrt(ndimage.gaussian_filter(d * d, sigma))
+        d = (d / np.maximum(sd, floor * max(float(np.median(sd)), 1e-12))).astype(np.float32)
+        feats, local = _image_features(d, max(2.0, sigma_max / pf.factor))
+        nf, nl = pf.n_image
+        pf._cache[key] = PixelFeatures(np.concatenate([feats, pf.features[..., nf:]], axis=2),
+                                       pf.factor, pf.shape,
+                                       np.concatenate([local, pf.local[..., nl:]], axis=2),
+                                       d, (feats.shape[2], local.shape[2]))
+    return pf._cache[key]
 
 
 def eds_pixel_features(eds, energy: np.ndarray, encoder, binning: float, pf: PixelFeatures, *,
@@ -162,7 +221,7 @@ def eds_pixel_features(eds, energy: np.ndarray, encoder, binning: float, pf: Pix
     ix = np.clip(((np.arange(w) + 0.5) * pf.factor / binning).astype(np.int64), 0, xe - 1)
     emb = emb[iy][:, ix].astype(np.float32)
     return PixelFeatures(np.concatenate([pf.features, emb], axis=2), pf.factor, pf.shape,
-                         np.concatenate([pf.local, emb], axis=2))
+                         np.concatenate([pf.local, emb], axis=2), pf.image, pf.n_image)
 
 
 def _chip_prior(result, pf: PixelFeatures) -> np.ndarray:
@@ -303,6 +362,53 @@ def _confusion(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int, r
     return conf / np.maximum(conf.sum(axis=0, keepdims=True), 1e-12)
 
 
+def _gain_trend(pf: PixelFeatures, sigma: float) -> float:
+    """Field-wide trend in local contrast: the spread of a plane fitted to log local std.
+
+    A thickness gradient or a detector gain ramp scales the signal smoothly across the field,
+    so log local contrast (at ``sigma`` feature pixels) follows a plane; textures and phases
+    make it vary without one. 0 when ``pf`` does not hold its image.
+    """
+    if pf.image is None:
+        return 0.0
+    key = ("gain_trend", round(float(sigma), 3))
+    if key not in pf._cache:
+        img = pf.image
+        d = img - ndimage.gaussian_filter(img, sigma)
+        z = 0.5 * np.log(ndimage.gaussian_filter(d * d, sigma) + 1e-12)
+        h, w = z.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        a = np.c_[np.ones(z.size), yy.ravel() / h, xx.ravel() / w]
+        coef, *_ = np.linalg.lstsq(a, z.ravel().astype(np.float64), rcond=None)
+        pf._cache[key] = float(np.std(a @ coef))
+    return pf._cache[key]
+
+
+def _intensity_separation(pf: PixelFeatures, result, chips: np.ndarray) -> float:
+    """How well mean intensity alone sorts ``chips`` into their classes (worst class pair).
+
+    The AUC of chip mean intensity for each pair of classes, folded so 0.5 = no information
+    and 1 = a perfect threshold; the smallest over pairs. Near 1, intensity itself carries
+    the classes (particles on a support, dark and bright phases) and the absolute-intensity
+    features are kept; lower, intensity is at best a nuisance that a ramp or a thickness
+    gradient moves across the field.
+    """
+    h, w, _ = pf.features.shape
+    pix, owner = _chip_pixels(result.grid, chips, pf.factor, (h, w))
+    n = np.bincount(owner, minlength=result.grid.n_chips)[chips]
+    mean = np.bincount(owner, pf.features.reshape(h * w, -1)[pix, 0],
+                       minlength=result.grid.n_chips)[chips] / np.maximum(n, 1)
+    lab = result.labels[chips]
+    worst = 1.0
+    for a in range(result.n_classes):
+        for b in range(a + 1, result.n_classes):
+            x, y = mean[lab == a], mean[lab == b]
+            if x.size and y.size:
+                auc = np.mean(x[:, None] > y[None, :]) + 0.5 * np.mean(x[:, None] == y[None, :])
+                worst = min(worst, max(auc, 1.0 - auc))
+    return float(worst)
+
+
 def _veto(prob: np.ndarray, prior: np.ndarray, result, pf: PixelFeatures, max_entropy: float,
           info: dict | None) -> np.ndarray:
     """Give back to the chips the boxes where the pixels overrule a confident chip's majority."""
@@ -326,7 +432,10 @@ def _veto(prob: np.ndarray, prior: np.ndarray, result, pf: PixelFeatures, max_en
 def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
                          confident: float = 0.75, pixel_weight: float = 2.0, seed: int = 0,
                          n_jobs: int | None = None, info: dict | None = None,
-                         veto: float | None = 0.5, calibrate: bool = True) -> np.ndarray:
+                         veto: float | None = 0.5, calibrate: bool = True,
+                         intensity_auc: float | None = 0.95, gain_trend: float = 0.1,
+                         detrend_chips: float = 2.0,
+                         support_share: float = 2.0 / 3.0) -> np.ndarray:
     """Pixel class probabilities (H, W, K) from a chip-level :class:`~.classify.Result`.
 
     Parameters
@@ -354,6 +463,17 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         overrule its majority; None to switch off.
     calibrate : bool
         Measure the forests out of fold (step 3); False trusts them at ``pixel_weight``.
+    intensity_auc : float or None
+        Below this worst-pair AUC of chip mean intensity (supports and confident chips), and
+        with a field-wide contrast trend of at least ``gain_trend``, the forests see the
+        detrended image's features; None keeps the features as given.
+    gain_trend : float
+        Least spread of the plane fitted to log local contrast that counts as a trend.
+    detrend_chips : float
+        Background scale of the detrending, in chips.
+    support_share : float
+        Share of the supports' forest in the pixel evidence where intensity is kept (0.5
+        when detrended).
 
     Returns
     -------
@@ -362,12 +482,23 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         else ``pf.factor`` times coarser (ceil(H / factor), ceil(W / factor)); rows sum to 1.
         :class:`~.classify.Result` brings label and entropy maps back to full size.
     """
+    k = result.n_classes
+    sup_chips = np.flatnonzero(result.is_support)
+    if intensity_auc is not None:
+        sigma = detrend_chips * result.grid.size / pf.factor
+        sep = _intensity_separation(pf, result, _training_chips(result, confident))
+        trend = _gain_trend(pf, sigma)
+        if info is not None:
+            info["intensity_auc"], info["gain_trend"] = round(sep, 3), round(trend, 3)
+        if sep < intensity_auc and trend >= gain_trend:
+            pf = detrended(pf, sigma)
+            # Without an intensity cue the supports' few chips say little about texture
+            # that the many confident chips do not: both forests count the same.
+            support_share = 0.5
     feats = pf.features
     h, w, n_feat = feats.shape
-    k = result.n_classes
     flat = feats.reshape(-1, n_feat)
     rng = np.random.default_rng(seed)
-    sup_chips = np.flatnonzero(result.is_support)
     forests = [_fit_forest(pf, result, sup_chips, n_per_class, rng, seed, n_jobs)]
     cand = np.setdiff1d(_training_chips(result, confident), sup_chips)
     ok = np.zeros(0, np.int64)
@@ -386,8 +517,9 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         if ok.size:
             forests.append(_fit_forest(pf, result, np.union1d(sup_chips, ok), n_per_class, rng, seed, n_jobs))
     p_pix = np.zeros((h * w, k), np.float32)
-    for forest in forests:
-        p_pix[:, forest.classes_] += forest.predict_proba(flat) / len(forests)
+    shares = [support_share, 1.0 - support_share] if len(forests) > 1 else [1.0]
+    for forest, share in zip(forests, shares):
+        p_pix[:, forest.classes_] += share * forest.predict_proba(flat)
     if calibrate:
         train = np.union1d(sup_chips, ok) if len(forests) > 1 else sup_chips
         meaning = _confusion(pf, result, train, n_per_class, rng, seed, n_jobs)
