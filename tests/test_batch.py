@@ -140,7 +140,23 @@ def test_local_processes_match_synchronous(saved, tmp_path):
     files = write_inputs(tmp_path, 2)
     a = batch.segment_files(path, files, tmp_path / "a", scheduler="synchronous", progress=False)
     b = batch.segment_files(path, files, tmp_path / "b", workers=2, progress=False)  # default: processes
-    assert a == b
+    assert same_rows(a, b)
+
+
+def same_rows(a: list[dict], b: list[dict]) -> bool:
+    """Equal summaries; pixel-map fractions to 0.5 % (float sums differ with BLAS threads)."""
+    if len(a) != len(b):
+        return False
+    for ra, rb in zip(a, b, strict=True):
+        if ra.keys() != rb.keys():
+            return False
+        for k in ra:
+            if k.startswith("fraction_") and isinstance(ra[k], float):
+                if abs(ra[k] - rb[k]) > 0.005:
+                    return False
+            elif ra[k] != rb[k]:
+                return False
+    return True
 
 
 def write_hspy_pair(ds, image_path, eds_path):
@@ -165,7 +181,7 @@ def test_distributed_cluster(saved, tmp_path):
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         rows = batch.segment_files(path, files, tmp_path / "dist", scheduler=cluster.scheduler_address, **kw)
-    assert rows == local and [r["status"] for r in rows] == ["ok"] * 3
+    assert same_rows(rows, local) and [r["status"] for r in rows] == ["ok"] * 3
     assert rows[2]["eds_weight"] != ""  # the lazy cube was used
     assert (tmp_path / "dist" / "lz_labels.tif").exists()
 

@@ -209,6 +209,9 @@ def test_notebook_dashboard_batch_panel(demo_files, monkeypatch, tmp_path):
     d.model.upload_image("small.npz", npz)
     assert d.app is not None and d.batch.layout.display == ""
     p = d.batch
+    # Handlers driven from Python run the batch to the end (a loop left running by an earlier
+    # browser test in this process would otherwise take the worker's callbacks).
+    p.model.run_on_ui = None
     p.upload.value = tuple({"name": n, "type": "", "size": len(c), "content": memoryview(c),
                             "last_modified": datetime.now(timezone.utc)} for n, c in others)
     assert "3 images: other1.npz" in p.files.value and not p.apply_button.disabled
