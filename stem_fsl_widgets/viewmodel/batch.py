@@ -247,7 +247,8 @@ class BatchModel(Watchable):
                     row: dict[str, Any] = {"name": name, "file": up.name, "status": "ok", "error": ""}
                     try:
                         ds, result, meas = self._segment(ref, up)
-                        for kind, data in _members(result, ds, meas):
+                        # Every file made before any is written: a failed image leaves none.
+                        for kind, data in list(_members(result, ds, meas)):
                             packed = not kind.endswith(".png")  # PNGs are compressed already
                             z.writestr(f"{name}/{name}_{kind}", data,
                                        compress_type=zipfile.ZIP_DEFLATED if packed else zipfile.ZIP_STORED)
