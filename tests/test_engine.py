@@ -211,3 +211,26 @@ def test_pixel_map_says_when_it_falls_back_to_the_chips():
     r = s.result
     assert r.label_map.shape == (128, 128) and (r.label_map >= 0).all()
     assert any(n.startswith("Pixel map:") for n in r.notes), r.notes
+
+
+def test_pixel_map_with_a_single_support_and_no_sure_chips_is_full_size(two_phase):
+    from stem_fsl_widgets.refine import pixel_features, refine_probabilities
+
+    img, _, _, truth = two_phase
+    s = sfw.Session(sfw.Dataset(img), chip_size=16)
+    s.label(0, "a")                         # one support of class a
+    s.label(s.grid.n_cols - 1, "b")         # one of class b
+    r = s.result
+    assert r.label_map.shape == img.shape and (r.label_map >= 0).all()
+    # Every chip, the supports too, only 60 % sure (as in a batch, where the image's own most
+    # confident chips stand in for supports): no chip is sure enough to veto the pixels.
+    import dataclasses
+
+    left = (r.grid.boxes[:, 1] + r.grid.boxes[:, 3]) / 2 < img.shape[1] / 2
+    flat = np.where(left[:, None], [0.6, 0.4], [0.4, 0.6])
+    unsure = dataclasses.replace(r, probabilities=flat, refiner=None)
+    assert (unsure.entropy > 0.5).all()
+    info: dict = {}
+    p = refine_probabilities(pixel_features(img), unsure, info=info)
+    assert p.shape == (*img.shape, 2) and np.allclose(p.sum(axis=2), 1.0, atol=1e-4)
+    assert info.get("vetoed", 0) == 0
