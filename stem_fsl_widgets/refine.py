@@ -106,7 +106,6 @@ def pixel_features(image: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     >>> pf.features.shape[:2], pf.factor
     ((64, 48), 1)
     """
-    from skimage.feature import multiscale_basic_features
     from skimage.transform import downscale_local_mean
 
     h, w = image.shape
@@ -520,7 +519,7 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
             forests.append(_fit_forest(pf, result, np.union1d(sup_chips, ok), n_per_class, rng, seed, n_jobs))
     p_pix = np.zeros((h * w, k), np.float32)
     shares = [support_share, 1.0 - support_share] if len(forests) > 1 else [1.0]
-    for forest, share in zip(forests, shares):
+    for forest, share in zip(forests, shares, strict=True):
         p_pix[:, forest.classes_] += share * forest.predict_proba(flat)
     if calibrate:
         train = np.union1d(sup_chips, ok) if len(forests) > 1 else sup_chips

@@ -67,7 +67,8 @@ def pixel_map_note(info: dict, classes: list[str]) -> str:
     worst = int(np.argmin(diag))
     told = f"{classes[worst]} is told apart {100 * diag[worst]:.0f} % of the time out of fold"
     if weight <= 0:
-        return f"Pixel map: the pixel features cannot separate the classes ({told}); the map follows the chips"
+        return (f"Pixel map: the pixel features cannot separate the classes ({told}); "
+                "the map follows the chips")
     if min(diag) < 0.95:
         return f"Pixel map: {told}, so its boundaries lean on the chips"
     return ""

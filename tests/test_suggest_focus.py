@@ -120,3 +120,32 @@ def test_panel_view_zooms_on_the_visited_chip(model):
     assert (app.figure.x_range.start, app.figure.x_range.end) == (x0, x1)
     assert (app.figure.y_range.start, app.figure.y_range.end) == (y1, y0)
     app.close()
+
+
+def test_notebook_canvas_shows_the_pixel_map_when_ready(model):
+    from stem_fsl_widgets.viewmodel.drawing import MAX_DISPLAY_SIDE
+    from stem_fsl_widgets.widgets.app import FewShotApp
+
+    app = FewShotApp(model)
+    model.run_on_ui = None  # handlers driven from Python: the refinement runs when asked
+    g, c = app.grid_view, app.grid_view.canvas
+    label_two(model)
+    assert not c.show_pixels and c.seg_image.size == 0  # the chip fills, until asked
+    g.show_pixels.value = True  # the layer switch: computes the pixel map and shows it
+    assert model.layers.pixels and model.pixels_ready and c.show_pixels
+    np.testing.assert_array_equal(c.seg_image, model.segmentation_rgba(MAX_DISPLAY_SIDE))
+    lab = model.session.result.label_map
+    assert c.seg_image.shape == (*lab.shape, 4)
+    model.click(*centre_of(model, 3))  # a new result: the chip fills show at once
+    assert not c.show_pixels and not model.pixels_ready
+    model.refine()  # the background job's work, done here: the new pixel map is sent
+    assert c.show_pixels
+    np.testing.assert_array_equal(c.seg_image, model.segmentation_rgba(MAX_DISPLAY_SIDE))
+    g.show_pixels.value = False
+    assert not c.show_pixels and not model.layers.pixels
+    app.close()
+
+
+def centre_of(m, chip):
+    y0, x0, y1, x1 = m.session.grid.box(chip)
+    return (x0 + x1) / 2, (y0 + y1) / 2

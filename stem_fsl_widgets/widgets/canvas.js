@@ -70,6 +70,7 @@ function render({ model, el }) {
 
   const st = {
     src: null, imgW: 0, imgH: 0, // image as an offscreen canvas at full resolution
+    seg: null, // pixel-resolution segmentation as an offscreen canvas (drawn instead of chip fills)
     boxes: new Int32Array(0), cells: new Int32Array(0), n: 0,
     fill: new Uint8Array(0), outline: new Uint8Array(0), uncertain: new Uint8Array(0),
     suggested: new Uint8Array(0),
@@ -121,6 +122,15 @@ function render({ model, el }) {
   function drawFill(damage) {
     const c = cv.fill, g = gc.fill, f = st.fill;
     g.setTransform(1, 0, 0, 1, 0, 0);
+    if (st.seg && model.get("show_pixels")) {
+      // The pixel map replaces the chip fills: the whole layer, stretched over the image.
+      g.clearRect(0, 0, c.width, c.height);
+      const s = st.zoom * st.dpr;
+      g.imageSmoothingEnabled = false;
+      g.setTransform(s, 0, 0, s, -st.panX * s, -st.panY * s);
+      g.drawImage(st.seg, 0, 0, st.imgW || st.seg.width, st.imgH || st.seg.height);
+      return;
+    }
     if (!damage) g.clearRect(0, 0, c.width, c.height);
     const n = Math.min(st.n, f.length >> 2);
     const list = damage || Array.from({ length: n }, (_, i) => i);
@@ -342,6 +352,19 @@ function render({ model, el }) {
     st.imgH = h;
     request("image");
   }
+  function loadSeg() {
+    const { data, shape } = unpack(model.get("seg_image"), Uint8ClampedArray);
+    const [h, w] = shape.length === 3 ? shape : [0, 0];
+    st.seg = null;
+    if (h > 0 && w > 0 && data.length === h * w * 4) {
+      const seg = document.createElement("canvas");
+      seg.width = w;
+      seg.height = h;
+      seg.getContext("2d").putImageData(new ImageData(data, w, h), 0, 0);
+      st.seg = seg;
+    }
+    request("fill");
+  }
   function loadGeometry() {
     st.boxes = unpack(model.get("boxes"), Int32Array).data;
     st.cells = unpack(model.get("cells"), Int32Array).data;
@@ -524,6 +547,8 @@ function render({ model, el }) {
       "change:uncertain_opacity change:outline_opacity",
       () => { request("overlay"); request("ui"); }],
     ["change:show_fill change:fill_opacity", loadFillStyle],
+    ["change:seg_image", loadSeg],
+    ["change:show_pixels", () => request("fill")],
     ["change:zoom change:pan", loadView],
     ["change:view_width change:view_height", loadSize],
     ["change:cursor_chip change:pixel_size change:pixel_unit", () => request("ui")],
@@ -533,6 +558,7 @@ function render({ model, el }) {
   loadSize();
   loadView();
   loadImage();
+  loadSeg();
   loadGeometry();
   st.fill = unpack(model.get("fill_rgba"), Uint8Array).data;
   st.outline = unpack(model.get("outline_rgba"), Uint8Array).data;

@@ -263,6 +263,10 @@ class ChipCanvas(anywidget.AnyWidget):
     """Per-chip flag, shape (N,); nonzero chips get a black-and-white hatch."""
     suggested = _Array("uint8", (None,)).tag(**_ARRAY_SYNC)
     """Per-chip flag, shape (N,); nonzero chips get a dashed box (suggested next labels)."""
+    seg_image = _Array("uint8", (None, None, 4)).tag(**_ARRAY_SYNC)
+    """Segmentation at pixel resolution, shape (h, w, 4) RGBA, stretched over the image; shown
+    on the fill layer instead of the per-chip fills while :attr:`show_pixels` is on."""
+    show_pixels = traitlets.Bool(False).tag(sync=True)
 
     show_grid = traitlets.Bool(True).tag(sync=True)
     show_fill = traitlets.Bool(True).tag(sync=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..session import Session
 from ..viewmodel import AppModel, Overlay, changed_rows
-from ..viewmodel.drawing import focus_window
+from ..viewmodel.drawing import MAX_DISPLAY_SIDE, focus_window
 from .base import ModelView, html_escape
 from .canvas import ChipCanvas, Modifiers
 
@@ -83,6 +83,10 @@ class ChipGridView(ModelView, widgets.VBox):
         self.uncertain_opacity = slider(lay.uncertainty_opacity, "opacity")
         self.show_outline = box(lay.supports, "labels")
         self.outline_opacity = slider(lay.supports_opacity, "opacity")
+        self.show_pixels = box(lay.pixels, "pixel map")
+        self.show_pixels.tooltip = ("the segmentation at pixel resolution (computed after each "
+                                    "click, shown when ready); off: the chip map")
+        self._seg_key: tuple | None = None
         self.mode = widgets.ToggleButtons(options=["paint", "pan"], value="paint",
                                           tooltips=["click/drag labels chips", "drag moves the view"],
                                           style={"button_width": "56px"})
@@ -100,7 +104,8 @@ class ChipGridView(ModelView, widgets.VBox):
         layer_controls = {self.show_grid: "grid", self.show_fill: "segmentation",
                           self.opacity: "segmentation_opacity", self.show_uncertain: "uncertainty",
                           self.uncertain_opacity: "uncertainty_opacity",
-                          self.show_outline: "supports", self.outline_opacity: "supports_opacity"}
+                          self.show_outline: "supports", self.outline_opacity: "supports_opacity",
+                          self.show_pixels: "pixels"}
         for control, name in layer_controls.items():
             control.observe(lambda ch, n=name: self.model.set_layers(**{n: ch["new"]}), names="value")
         self.contrast.observe(lambda ch: self.model.set_contrast(*ch["new"]), names="value")
@@ -123,7 +128,8 @@ class ChipGridView(ModelView, widgets.VBox):
         row = widgets.Layout(flex_flow="row wrap", align_items="center", max_width=width,
                              grid_gap="2px 10px")
         layers = widgets.HBox([self.show_fill, self.opacity, self.show_uncertain, self.uncertain_opacity,
-                               self.show_outline, self.outline_opacity, self.show_grid, self.contrast],
+                               self.show_outline, self.outline_opacity, self.show_grid, self.show_pixels,
+                               self.contrast],
                               layout=row)
         self.status.layout.max_width = width
         super().__init__([toolbar, self.canvas, self.status, layers])
@@ -175,9 +181,12 @@ class ChipGridView(ModelView, widgets.VBox):
                                        (self.show_uncertain, lay.uncertainty),
                                        (self.uncertain_opacity, lay.uncertainty_opacity),
                                        (self.show_outline, lay.supports),
-                                       (self.outline_opacity, lay.supports_opacity)):
+                                       (self.outline_opacity, lay.supports_opacity),
+                                       (self.show_pixels, lay.pixels)):
                     if control.value != value:
                         control.value = value
+            if topics & {"overlay", "layers", "grid", "classes"}:
+                self._update_pixels()
             if "image" in topics:
                 c.set_image(m.display_image(), fit=False)
                 ds = m.session.dataset
@@ -209,6 +218,22 @@ class ChipGridView(ModelView, widgets.VBox):
     def active_class(self) -> str | None:
         """The class a left click labels (the model's)."""
         return self.model.active_class
+
+    def _update_pixels(self) -> None:
+        """Show the pixel-resolution map while its layer is on and it is ready, else the chips.
+
+        The RGBA map crosses the wire once per result (and colour change); a click shows the
+        chip fills at once until the background refinement of the new result is done.
+        """
+        m, c = self.model, self.canvas
+        r = m.session.result
+        show = bool(m.layers.pixels and r is not None and m.pixels_ready)
+        if show:
+            key = (id(r), tuple(m.session.classes.items()))
+            if key != self._seg_key:
+                c.seg_image = m.segmentation_rgba(MAX_DISPLAY_SIDE)
+                self._seg_key = key
+        c.show_pixels = show
 
     def show_focus(self) -> None:
         """Centre and zoom the view on the suggestion being visited (nothing without one)."""

@@ -363,6 +363,21 @@ def test_dashboard_uploads_downloads_measurements_and_log_y(dashboard_url, page,
     assert page.locator(CANVAS).count() == 0
 
 
+def mixed_cells(fill: np.ndarray, geo: dict) -> int:
+    """Chips whose interior (3 px in from the edges) shows both class colours on the fill layer."""
+    n = 0
+    for r in range(N_SIDE):
+        for c in range(N_SIDE):
+            x0, y0, x1, y1 = chip_rect(geo, (r, c))
+            cell = fill[y0 + 3:y1 - 3, x0 + 3:x1 - 3]
+            if cell.size == 0:
+                continue
+            ones = sum(bool(np.any(np.all(np.abs(cell[..., :3].astype(int) - col) <= 2, axis=-1)
+                                   & (cell[..., 3] == 255))) for col in (CLASS_1, CLASS_2))
+            n += ones == 2
+    return n
+
+
 def test_dashboard_batch_applies_the_labels_to_uploaded_images(dashboard_url, page, tmp_path):
     """Label the demo, choose two other images, apply, follow the progress, download the zip."""
     import csv
@@ -384,6 +399,13 @@ def test_dashboard_batch_applies_the_labels_to_uploaded_images(dashboard_url, pa
     select_class(page, B)
     page.mouse.click(*chip_point(geo, CHIP_C))
     wait_for_pixels(page, OVERLAY, is_colour(CLASS_2), box=outline_band(geo, CHIP_C))
+
+    # The pixel-map switch: the fill layer goes from one colour per chip to pixel outlines.
+    assert mixed_cells(canvas_pixels(page, FILL), geo) == 0
+    page.get_by_text("pixel map", exact=True).click()
+    wait_for_pixels(page, FILL, lambda px: mixed_cells(px, geo) >= 3, timeout=90)
+    page.get_by_text("pixel map", exact=True).click()
+    wait_for_pixels(page, FILL, lambda px: mixed_cells(px, geo) == 0, timeout=30)
 
     batch = page.locator(".sfw-batch")
     batch.scroll_into_view_if_needed()
