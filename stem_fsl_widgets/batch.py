@@ -317,8 +317,7 @@ def pixel_refiner(ref: Reference, dataset: Dataset):
     """
     from dataclasses import replace
 
-    from .refine import _chip_prior, eds_pixel_features, pixel_features, refine_probabilities
-    from .session import pixel_map_note
+    from .refine import _chip_prior, eds_pixel_features, pixel_features, pixel_map_note, refine_probabilities
 
     def refine(result: Result) -> np.ndarray:
         pf = pixel_features(dataset.image)

@@ -47,7 +47,7 @@ from scipy import ndimage
 from .encoders.base import robust_normalise
 
 __all__ = ["DEFAULT_MAX_PIXELS", "PixelFeatures", "detrended", "eds_pixel_features",
-           "pixel_features", "refine_probabilities"]
+           "pixel_features", "pixel_map_note", "refine_probabilities"]
 
 #: Pixel features are computed on at most this many pixels (the image is block-averaged
 #: by an integer factor above it); maps are brought back to full size afterwards.
@@ -542,3 +542,22 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     if veto is not None:
         prob = _veto(prob, prior, result, pf, veto, info)
     return prob.astype(np.float32)
+
+
+def pixel_map_note(info: dict, classes: list[str]) -> str:
+    """What the pixel map could not do, in words (from :func:`refine_probabilities`'s ``info``).
+
+    "" when the pixel features told every class apart; otherwise which class they confuse
+    most and that the map follows the chips there (entirely, when they tell nothing apart).
+    """
+    diag, weight = info.get("diag"), info.get("weight")
+    if not diag or weight is None or len(diag) != len(classes):
+        return ""
+    worst = int(np.argmin(diag))
+    told = f"{classes[worst]} is told apart {100 * diag[worst]:.0f} % of the time out of fold"
+    if weight <= 0:
+        return (f"Pixel map: the pixel features cannot separate the classes ({told}); "
+                "the map follows the chips")
+    if min(diag) < 0.95:
+        return f"Pixel map: {told}, so its boundaries lean on the chips"
+    return ""

@@ -33,7 +33,13 @@ from .eds import EDSEncoder
 from .encoders import DEFAULT_ENCODER, chip_windows, encode_chips, get_encoder, robust_normalise
 from .errors import ConcurrentWriterError, InputError, SessionFileError, SFWError
 from .fusion import DEFAULT_EDS_WEIGHT, Scaler, auto_weight, support_feature_weights
-from .refine import PixelFeatures, eds_pixel_features, pixel_features, refine_probabilities
+from .refine import (
+    PixelFeatures,
+    eds_pixel_features,
+    pixel_features,
+    pixel_map_note,
+    refine_probabilities,
+)
 from .sessionfile import SCHEMA_VERSION, arrays_path, migrate, read_state, sha256
 from .settings import Settings, as_index, make_grid
 
@@ -53,25 +59,6 @@ MAX_CLASS_NAME = 100
 
 #: Kinds of :class:`SessionEvent`: what a change touched.
 EVENT_KINDS = frozenset({"grid", "classes", "supports", "settings", "result", "progress"})
-
-
-def pixel_map_note(info: dict, classes: list[str]) -> str:
-    """What the pixel map could not do, in words (from :func:`refine_probabilities`'s ``info``).
-
-    "" when the pixel features told every class apart; otherwise which class they confuse
-    most and that the map follows the chips there (entirely, when they tell nothing apart).
-    """
-    diag, weight = info.get("diag"), info.get("weight")
-    if not diag or weight is None or len(diag) != len(classes):
-        return ""
-    worst = int(np.argmin(diag))
-    told = f"{classes[worst]} is told apart {100 * diag[worst]:.0f} % of the time out of fold"
-    if weight <= 0:
-        return (f"Pixel map: the pixel features cannot separate the classes ({told}); "
-                "the map follows the chips")
-    if min(diag) < 0.95:
-        return f"Pixel map: {told}, so its boundaries lean on the chips"
-    return ""
 
 
 @dataclass(frozen=True)

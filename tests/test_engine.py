@@ -195,7 +195,7 @@ def test_pixel_maps_of_a_large_image_come_back_full_size_with_uncovered_edges():
 
 
 def test_pixel_map_says_when_it_falls_back_to_the_chips():
-    from stem_fsl_widgets.session import pixel_map_note
+    from stem_fsl_widgets.refine import pixel_map_note
 
     assert pixel_map_note({"diag": [0.99, 0.97], "weight": 2.0}, ["a", "b"]) == ""
     part = pixel_map_note({"diag": [0.99, 0.82], "weight": 0.9}, ["a", "b"])

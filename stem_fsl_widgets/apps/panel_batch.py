@@ -107,11 +107,11 @@ class PanelBatch(pn.viewable.Viewer):
         if "message" in topics:
             self.message.param.update(object=html_escape(m.message.text) or "&nbsp;",
                                       alert_type=_KIND.get(m.message.kind, "light"))
-        self.apply_button.disabled = m.running or not m.files
-        self.cancel_button.disabled = not m.running
-        self.clear_button.disabled = m.running or not m.files
-        self.download_button.disabled = m.running or m.result is None
-        self.file_input.disabled = m.running
+        on = m.controls
+        for widget, name in ((self.file_input, "choose"), (self.apply_button, "apply"),
+                             (self.cancel_button, "cancel"), (self.clear_button, "clear"),
+                             (self.download_button, "download")):
+            widget.disabled = not on[name]
 
     def close(self) -> None:
         """Stop following the model."""

@@ -133,6 +133,16 @@ class BatchModel(Watchable):
         n = len(self.files)
         return f"{n} image{'s' if n > 1 else ''}: " + ", ".join(f.label for f in self.files)
 
+    @property
+    def controls(self) -> dict[str, bool]:
+        """Which controls are enabled now: ``choose``, ``apply``, ``cancel``, ``clear``, ``download``.
+
+        "apply" is enabled with files chosen; it says itself what else is missing (labels).
+        """
+        idle = not self.running
+        return {"choose": idle, "apply": idle and bool(self.files), "cancel": self.running,
+                "clear": idle and bool(self.files), "download": idle and self.result is not None}
+
     def can_start(self, app: AppModel | None) -> bool:
         """Whether "apply" would run now (files chosen, two labelled classes, not running)."""
         return (not self.running and bool(self.files) and app is not None
@@ -238,7 +248,7 @@ class BatchModel(Watchable):
 
         buf = io.BytesIO()
         rows: list[dict] = []
-        names = _unique_names([f.name for f in files])
+        names = _zip_names([f.name for f in files])
         try:
             with zipfile.ZipFile(buf, "w") as z:
                 for k, (up, name) in enumerate(zip(files, names, strict=True)):
@@ -319,20 +329,12 @@ def _members(result: Any, ds: Any, meas: Any) -> Iterable[tuple[str, bytes]]:
             yield kind, export_bytes(result, ds, kind)[1]
 
 
-def _unique_names(files: Sequence[str]) -> list[str]:
-    """Safe, unique folder names for the zip (``x``, ``x_2``, ...; case ignored)."""
+def _zip_names(files: Sequence[str]) -> list[str]:
+    """Safe, unique folder names in the zip: the CLI's output names of the files' safe stems."""
+    from ..batch import _prefixes
     from ..paths import safe_name
 
-    used: set[str] = set()
-    out = []
-    for f in files:
-        stem = safe_name(Path(f).stem) or "image"
-        name, n = stem, 2
-        while name.lower() in used:
-            name, n = f"{stem}_{n}", n + 1
-        used.add(name.lower())
-        out.append(name)
-    return out
+    return [Path(p).name for p in _prefixes([Path(safe_name(Path(f).stem)) for f in files], Path())]
 
 
 def _reason(err: BaseException) -> str:

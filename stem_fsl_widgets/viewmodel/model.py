@@ -916,7 +916,7 @@ class AppModel(Watchable):
         """
         chip = None
         with self.action("go to the next suggestion"):
-            left = [c for c in self.suggested if c not in self.session.supports]
+            left = self._unlabelled_suggestions()
             if not left:
                 self.focus = None
                 self.suggest()
@@ -931,6 +931,9 @@ class AppModel(Watchable):
             self._announce("focus", "overlay", "status")
         return chip
 
+    def _unlabelled_suggestions(self) -> list[int]:
+        return [c for c in self.suggested if c not in self.session.supports]
+
     def focus_box(self) -> tuple[int, int, int, int] | None:
         """``(y0, x0, y1, x1)`` of the visited suggestion, or None."""
         if self.focus is None or not 0 <= self.focus < self.session.n_chips:
@@ -941,8 +944,7 @@ class AppModel(Watchable):
         chip = self.focus
         self.select_class(name)
         self.session.label(int(chip), name)  # announces through the session's events
-        remaining = [c for c in self.suggested if c not in self.session.supports]
-        if remaining:
+        if self._unlabelled_suggestions():
             self.next_suggestion()
         else:
             self.focus = None

@@ -98,12 +98,11 @@ class BatchPanel(widgets.VBox):
 
     def refresh_buttons(self) -> None:
         """Enable what can be done now ("apply" says itself what is missing, e.g. labels)."""
-        m = self.model
-        self.apply_button.disabled = m.running or not m.files
-        self.cancel_button.disabled = not m.running
-        self.clear_button.disabled = m.running or not m.files
-        self.download_button.disabled = m.running or m.result is None
-        self.upload.disabled = m.running
+        on = self.model.controls
+        for widget, name in ((self.upload, "choose"), (self.apply_button, "apply"),
+                             (self.cancel_button, "cancel"), (self.clear_button, "clear"),
+                             (self.download_button, "download")):
+            widget.disabled = not on[name]
 
     def _on_topics(self, topics: frozenset) -> None:
         m = self.model

@@ -314,3 +314,15 @@ def pixels() -> Any:
         wait_for = staticmethod(wait_for_pixels)
 
     return _Pixels()
+
+
+def other_demo_images(folder: Path, size: int = 256) -> list[Path]:
+    """Two other acquisitions of the demo (seeds 1 and 2) as bare .npy images, for a batch."""
+    import stem_fsl_widgets as sfw
+
+    paths = []
+    for seed in (1, 2):
+        path = folder / f"other{seed}.npy"
+        np.save(path, sfw.datasets.demo(size=size, seed=seed).image)
+        paths.append(path)
+    return paths

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import canvas_pixels, composite_pixels, unexpected_errors, wait_for_pixels
+from .conftest import (
+    canvas_pixels,
+    composite_pixels,
+    other_demo_images,
+    unexpected_errors,
+    wait_for_pixels,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -385,13 +391,7 @@ def test_dashboard_batch_applies_the_labels_to_uploaded_images(dashboard_url, pa
 
     import tifffile
 
-    import stem_fsl_widgets as sfw
-
-    paths = []
-    for seed in (1, 2):
-        path = tmp_path / f"other{seed}.npy"
-        np.save(path, sfw.datasets.demo(size=256, seed=seed).image)
-        paths.append(path)
+    paths = other_demo_images(tmp_path)
     page.set_viewport_size({"width": 1400, "height": 1000})
     geo = open_demo(page, dashboard_url)
     page.mouse.click(*chip_point(geo, CHIP_B))  # Ni matrix (class 1 is active)

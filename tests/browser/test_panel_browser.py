@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import _Servers, free_port
+from .conftest import _Servers, free_port, other_demo_images
 
 pytest.importorskip("panel")
 PIL = pytest.importorskip("PIL.Image")
@@ -177,15 +177,23 @@ def _at(frame: dict, x: float, y: float) -> tuple[float, float]:
     return frame["x"] + x * FRAME / IMAGE, frame["y"] + y * FRAME / IMAGE
 
 
-def test_add_class_by_button_drag_paint_keys_and_upload(page, panel_url, tmp_path):
+def _open_app(page, url: str):
+    """Open the app at 1500×1400 and wait for the drawn image; the status line and the frame."""
     from playwright.sync_api import expect
 
     page.set_viewport_size({"width": 1500, "height": 1400})
-    page.goto(panel_url)
+    page.goto(url)
     status = page.locator(".sfw-status")
     expect(status).to_contain_text("Label at least one chip", timeout=30_000)
     frame = _frame(page)
     _wait_pixels(page, frame, lambda p: p.std() > 20)
+    return status, frame
+
+
+def test_add_class_by_button_drag_paint_keys_and_upload(page, panel_url, tmp_path):
+    from playwright.sync_api import expect
+
+    status, frame = _open_app(page, panel_url)
 
     # Add a class by the button, without pressing Enter (was a "_pending_writes" error).
     page.locator("input[placeholder='e.g. matrix']").fill("carbon film")
@@ -238,19 +246,8 @@ def test_batch_applies_the_labels_to_uploaded_images(page, panel_url, tmp_path):
 
     from playwright.sync_api import expect
 
-    import stem_fsl_widgets as sfw
-
-    paths = []
-    for seed in (1, 2):
-        path = tmp_path / f"other{seed}.npy"
-        np.save(path, sfw.datasets.demo(size=256, seed=seed).image)
-        paths.append(path)
-    page.set_viewport_size({"width": 1500, "height": 1400})
-    page.goto(panel_url)
-    status = page.locator(".sfw-status")
-    expect(status).to_contain_text("Label at least one chip", timeout=30_000)
-    frame = _frame(page)
-    _wait_pixels(page, frame, lambda p: p.std() > 20)
+    paths = other_demo_images(tmp_path)
+    status, frame = _open_app(page, panel_url)
     page.mouse.click(*_at(frame, 2 * 32 + 16, 4 * 32 + 16))  # Ni matrix (class 1 is active)
     expect(page.locator(f"label:has-text('{A} (1 labelled)')")).to_be_visible()
     page.locator(".sfw-status").click()
