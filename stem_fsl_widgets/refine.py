@@ -285,6 +285,24 @@ def _forest(n_jobs: int | None, seed: int, n_estimators: int = 40):
                                   n_jobs=-1 if n_jobs is None else n_jobs, random_state=seed)
 
 
+def _screen(pf: PixelFeatures, result, pix: np.ndarray, lab: np.ndarray, n_per_class: int,
+            rng: np.random.Generator, seed: int, n_jobs: int | None):
+    """A small forest on fine-scale features (σ ≤ 2 px) of the pixels ``pix`` labelled ``lab``."""
+    h, w, _ = pf.local.shape
+    pick = _balanced(np.arange(pix.size), lab, result.n_classes, n_per_class, rng)
+    return _forest(n_jobs, seed, 20).fit(pf.local.reshape(h * w, -1)[pix[pick]], lab[pick])
+
+
+def _typical(pf: PixelFeatures, screen, pix: np.ndarray, lab: np.ndarray,
+             n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The screen's probability of each pixel's own label, and whether no class beats it."""
+    h, w, _ = pf.local.shape
+    proba = np.zeros((pix.size, n_classes))
+    proba[:, screen.classes_] = screen.predict_proba(pf.local.reshape(h * w, -1)[pix])
+    own = proba[np.arange(pix.size), lab]
+    return own, own >= proba.max(axis=1) - 1e-9
+
+
 def _fit_forest(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int,
                 rng: np.random.Generator, seed: int, n_jobs: int | None):
     """A random forest on the pixels of ``chips``, each labelled with its chip's class.
@@ -300,13 +318,8 @@ def _fit_forest(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int,
     h, w, n_feat = pf.features.shape
     pix, owner = _chip_pixels(result.grid, chips, pf.factor, (h, w))
     lab = result.labels[owner]
-    pick = _balanced(np.arange(pix.size), lab, result.n_classes, n_per_class, rng)
-    local = pf.local.reshape(h * w, -1)
-    screen = _forest(n_jobs, seed, 20).fit(local[pix[pick]], lab[pick])
-    proba = np.zeros((pix.size, result.n_classes))
-    proba[:, screen.classes_] = screen.predict_proba(local[pix])
-    own = proba[np.arange(pix.size), lab]
-    keep = own >= proba.max(axis=1) - 1e-9
+    screen = _screen(pf, result, pix, lab, n_per_class, rng, seed, n_jobs)
+    own, keep = _typical(pf, screen, pix, lab, result.n_classes)
     # ...but never below a third of any chip: rank each chip's pixels by ``own``.
     order = np.lexsort((-own, owner))
     starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
@@ -323,7 +336,7 @@ def _fit_forest(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int,
 
 
 def _confusion(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int, rng: np.random.Generator,
-               seed: int, n_jobs: int | None) -> np.ndarray | None:
+               seed: int, n_jobs: int | None, typical_only: bool = False) -> np.ndarray | None:
     """What the pixel forest's answer means on this image, measured out of fold.
 
     The training chips are split into two interleaved sets of 2 × 2-chip blocks; a forest
@@ -335,6 +348,11 @@ def _confusion(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int, r
     classes apart, M is the identity there and the forest decides; where it cannot (two
     lattices that differ only by orientation, or classes it confuses across an intensity
     ramp), their rows match and the chips decide between them.
+
+    With ``typical_only``, only the held-out pixels that look like their chip's class (to a
+    fine-scale screen taught by the other set) are scored: where objects are smaller than a
+    chip, a chip's class is not every pixel's, and scoring them all would charge the forest
+    for being right about the particle in a support chip.
 
     Returns None when one set lacks a class.
     """
@@ -354,6 +372,11 @@ def _confusion(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int, r
         if pix.size > 20000:
             keep = rng.choice(pix.size, 20000, replace=False)
             pix, owner = pix[keep], owner[keep]
+        if typical_only:
+            tpix, towner = _chip_pixels(grid, train, pf.factor, (h, w))
+            screen = _screen(pf, result, tpix, result.labels[towner], n_per_class // 2, rng, seed, n_jobs)
+            _, typical = _typical(pf, screen, pix, result.labels[owner], k)
+            pix, owner = pix[typical], owner[typical]
         p = np.zeros((pix.size, k))
         p[:, forest.classes_] = forest.predict_proba(flat[pix])
         np.add.at(conf, result.labels[owner], p)
@@ -430,13 +453,65 @@ def _veto(prob: np.ndarray, prior: np.ndarray, result, pf: PixelFeatures, max_en
     return prob
 
 
+def _pixel_evidence(pf: PixelFeatures, result, *, n_per_class: int, confident: float, seed: int,
+                    n_jobs: int | None, calibrate: bool, support_share: float,
+                    typical_only: bool) -> tuple[np.ndarray, np.ndarray | None, dict, np.ndarray]:
+    """Steps 2-3: the two forests' pixel probabilities (h·w, K) and what they mean out of fold.
+
+    Returns the probabilities, the calibration matrix (None when not measured),
+    diagnostics (``agreement``) and the chips that taught the forests.
+    """
+    k = result.n_classes
+    sup_chips = np.flatnonzero(result.is_support)
+    h, w, n_feat = pf.features.shape
+    flat = pf.features.reshape(-1, n_feat)
+    rng = np.random.default_rng(seed)
+    diag: dict = {}
+    forests = [_fit_forest(pf, result, sup_chips, n_per_class, rng, seed, n_jobs)]
+    cand = np.setdiff1d(_training_chips(result, confident), sup_chips)
+    ok = np.zeros(0, np.int64)
+    if cand.size:
+        # A confident chip teaches the second forest only if the supports' forest agrees with
+        # its label: a confidently wrong chip (a dim particle called support) would otherwise
+        # teach its mistake to every pixel like it.
+        pix, owner = _chip_pixels(result.grid, cand, pf.factor, (h, w))
+        pred = forests[0].classes_[np.argmax(forests[0].predict_proba(flat[pix]), axis=1)]
+        votes = np.zeros((result.grid.n_chips, k))
+        np.add.at(votes, (owner, pred), 1.0)
+        agree = np.argmax(votes[cand], axis=1) == result.labels[cand]
+        ok = cand[agree]
+        diag["agreement"] = float(agree.mean())
+        if ok.size:
+            forests.append(_fit_forest(pf, result, np.union1d(sup_chips, ok), n_per_class, rng, seed, n_jobs))
+    p_pix = np.zeros((h * w, k), np.float32)
+    shares = [support_share, 1.0 - support_share] if len(forests) > 1 else [1.0]
+    for forest, share in zip(forests, shares, strict=True):
+        p_pix[:, forest.classes_] += share * forest.predict_proba(flat)
+    meaning = None
+    train = np.union1d(sup_chips, ok) if len(forests) > 1 else sup_chips
+    if calibrate:
+        meaning = _confusion(pf, result, train, n_per_class, rng, seed, n_jobs, typical_only)
+    return p_pix, meaning, diag, train
+
+
+def _fine_only(pf: PixelFeatures) -> PixelFeatures:
+    """``pf`` with its fine-scale features (σ ≤ 2 px, and any EDS) as the only features."""
+    return PixelFeatures(pf.local, pf.factor, pf.shape, pf.local, pf.image, None)
+
+
+def _told_error(meaning: np.ndarray | None) -> float:
+    """Out-of-fold error on the worst-told class (1 when not measured)."""
+    return 1.0 if meaning is None else 1.0 - float(np.diag(meaning).min())
+
+
 def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
                          confident: float = 0.75, pixel_weight: float = 2.0, seed: int = 0,
                          n_jobs: int | None = None, info: dict | None = None,
                          veto: float | None = 0.5, calibrate: bool = True,
                          intensity_auc: float | None = 0.95, gain_trend: float = 0.1,
                          detrend_chips: float = 2.0,
-                         support_share: float = 2.0 / 3.0) -> np.ndarray:
+                         support_share: float = 2.0 / 3.0,
+                         fine_error_ratio: float = 3.0, fine_prior_power: float = 0.5) -> np.ndarray:
     """Pixel class probabilities (H, W, K) from a chip-level :class:`~.classify.Result`.
 
     Parameters
@@ -458,16 +533,20 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     info : dict, optional
         Filled with diagnostics: ``agreement`` (share of confident chips the supports' forest
         agrees with), ``diag`` (out-of-fold accuracy per class), ``weight`` (pixel weight
-        used), ``vetoed`` (chips given back their own answer).
+        used), ``vetoed`` (chips given back their own answer), ``features`` ("all",
+        "fine" or "detrended": which features taught the forests).
     veto : float or None
         Chips with normalised entropy at most this keep their class where the pixels would
         overrule its majority; None to switch off.
     calibrate : bool
         Measure the forests out of fold (step 3); False trusts them at ``pixel_weight``.
     intensity_auc : float or None
-        Below this worst-pair AUC of chip mean intensity (supports and confident chips), and
-        with a field-wide contrast trend of at least ``gain_trend``, the forests see the
-        detrended image's features; None keeps the features as given.
+        Worst-pair AUC of chip mean intensity (supports and confident chips) that counts as
+        intensity carrying the classes. At or above it, forests on fine-scale features alone
+        are tried too and used when their out-of-fold error is at most ``fine_error_ratio``
+        times that of the forests on all features. Below it, with a field-wide contrast trend
+        of at least ``gain_trend``, the forests see the detrended image's features. None
+        keeps the features as given.
     gain_trend : float
         Least spread of the plane fitted to log local contrast that counts as a trend.
     detrend_chips : float
@@ -475,6 +554,10 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     support_share : float
         Share of the supports' forest in the pixel evidence where intensity is kept (0.5
         when detrended).
+    fine_error_ratio : float
+        See ``intensity_auc``.
+    fine_prior_power : float
+        Power of the chip prior (log-domain weight) where the fine-scale forests decide.
 
     Returns
     -------
@@ -484,57 +567,60 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         :class:`~.classify.Result` brings label and entropy maps back to full size.
     """
     k = result.n_classes
-    sup_chips = np.flatnonzero(result.is_support)
+    info = {} if info is None else info
+    info["features"] = "all"
+    sep = 0.0
     if intensity_auc is not None:
         sigma = detrend_chips * result.grid.size / pf.factor
         sep = _intensity_separation(pf, result, _training_chips(result, confident))
         trend = _gain_trend(pf, sigma)
-        if info is not None:
-            info["intensity_auc"], info["gain_trend"] = round(sep, 3), round(trend, 3)
+        info["intensity_auc"], info["gain_trend"] = round(sep, 3), round(trend, 3)
         if sep < intensity_auc and trend >= gain_trend:
             pf = detrended(pf, sigma)
+            info["features"] = "detrended"
             # Without an intensity cue the supports' few chips say little about texture
             # that the many confident chips do not: both forests count the same.
             support_share = 0.5
-    feats = pf.features
-    h, w, n_feat = feats.shape
-    flat = feats.reshape(-1, n_feat)
-    rng = np.random.default_rng(seed)
-    forests = [_fit_forest(pf, result, sup_chips, n_per_class, rng, seed, n_jobs)]
-    cand = np.setdiff1d(_training_chips(result, confident), sup_chips)
-    ok = np.zeros(0, np.int64)
-    if cand.size:
-        # A confident chip teaches the second forest only if the supports' forest agrees with
-        # its label: a confidently wrong chip (a dim particle called support) would otherwise
-        # teach its mistake to every pixel like it.
-        pix, owner = _chip_pixels(result.grid, cand, pf.factor, (h, w))
-        pred = forests[0].classes_[np.argmax(forests[0].predict_proba(flat[pix]), axis=1)]
-        votes = np.zeros((result.grid.n_chips, k))
-        np.add.at(votes, (owner, pred), 1.0)
-        agree = np.argmax(votes[cand], axis=1) == result.labels[cand]
-        ok = cand[agree]
-        if info is not None:
-            info["agreement"] = float(agree.mean())
-        if ok.size:
-            forests.append(_fit_forest(pf, result, np.union1d(sup_chips, ok), n_per_class, rng, seed, n_jobs))
-    p_pix = np.zeros((h * w, k), np.float32)
-    shares = [support_share, 1.0 - support_share] if len(forests) > 1 else [1.0]
-    for forest, share in zip(forests, shares, strict=True):
-        p_pix[:, forest.classes_] += share * forest.predict_proba(flat)
-    if calibrate:
-        train = np.union1d(sup_chips, ok) if len(forests) > 1 else sup_chips
-        meaning = _confusion(pf, result, train, n_per_class, rng, seed, n_jobs)
-        if meaning is not None:
-            p_pix = p_pix @ meaning.T.astype(np.float32)
-            # Trust the pixels as far as they separate the worst-told class (1 at ≥ 0.95
-            # of its pixels told right out of fold, 0 at ≤ 0.7).
-            pixel_weight *= float(np.clip((np.diag(meaning).min() - 0.7) / 0.25, 0.0, 1.0))
-            if info is not None:
-                info["diag"] = np.round(np.diag(meaning), 2).tolist()
-                info["weight"] = pixel_weight
+    kw = dict(n_per_class=n_per_class, confident=confident, seed=seed, n_jobs=n_jobs,
+              calibrate=calibrate, support_share=support_share)
+    prior_power = 1.0
+    if intensity_auc is not None and sep >= intensity_auc:
+        # Intensity carries the classes (particles on a support, bright and dark phases).
+        # Coarse features then let the forests learn *where* the user's particle chips were
+        # (inside an agglomerate) instead of what a particle pixel looks like, and isolated
+        # particles smaller than a chip are lost. Forests on fine-scale features alone do
+        # not have that context; they are used unless they tell the classes apart clearly
+        # worse (a texture such as a lattice against an amorphous cover needs the coarse
+        # scales). Both are scored on typical pixels only (see _confusion).
+        fine = _fine_only(pf)
+        p_pix, meaning, diag, train = _pixel_evidence(fine, result, typical_only=True, **kw)
+        # The forests on all features are only scored here (same chips, out of fold), and
+        # only taught in full when they win.
+        m_all = _confusion(pf, result, train, n_per_class, np.random.default_rng(seed + 1), seed, n_jobs,
+                           typical_only=True)
+        if _told_error(meaning) + 0.01 <= fine_error_ratio * (_told_error(m_all) + 0.01):
+            pf = fine
+            info["features"] = "fine"
+            # The chips answer for their majority; a support chip's own particles are not
+            # its majority, so the chip prior is tempered where the pixels decide by what
+            # they look like.
+            prior_power = fine_prior_power
+        else:
+            p_pix, meaning, diag, _ = _pixel_evidence(pf, result, typical_only=True, **kw)
+    else:
+        p_pix, meaning, diag, _ = _pixel_evidence(pf, result, typical_only=False, **kw)
+    info.update(diag)
+    h, w, _ = pf.features.shape
+    if meaning is not None:
+        p_pix = p_pix @ meaning.T.astype(np.float32)
+        # Trust the pixels as far as they separate the worst-told class (1 at ≥ 0.95
+        # of its pixels told right out of fold, 0 at ≤ 0.7).
+        pixel_weight *= float(np.clip((np.diag(meaning).min() - 0.7) / 0.25, 0.0, 1.0))
+        info["diag"] = np.round(np.diag(meaning), 2).tolist()
+        info["weight"] = pixel_weight
     p_pix = ndimage.gaussian_filter(p_pix.reshape(h, w, k), (1.0, 1.0, 0))
     prior = _chip_prior(result, pf)
-    logp = np.log(np.clip(prior, 1e-4, 1.0))
+    logp = prior_power * np.log(np.clip(prior, 1e-4, 1.0))
     logp += pixel_weight * np.log(np.clip(p_pix, 1e-4, 1.0))
     logp -= logp.max(axis=2, keepdims=True)
     prob = np.exp(logp)
