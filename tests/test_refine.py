@@ -1,0 +1,83 @@
+"""Pixel-resolution refinement (refine.py): which features teach the pixel forests."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+import stem_fsl_widgets as sfw
+from stem_fsl_widgets.evaluate import chip_truth
+from stem_fsl_widgets.refine import pixel_features, refine_probabilities
+
+
+def small_particles_scene(seed: int = 0, size: int = 256):
+    """Particles (r 3-6 px) smaller than a 32-px chip: one agglomerate plus isolated ones.
+
+    Returns the image, the truth (1 = particle) and a mask of the agglomerate's disc.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = np.zeros((size, size), bool)
+    centre = np.array([64.0, 64.0])
+    clump = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < 40 ** 2
+    centres = [centre + rng.normal(0, 16, 2) for _ in range(90)]
+    centres += [rng.uniform([120, 20], [size - 10, size - 10]) for _ in range(12)]
+    centres += [rng.uniform([20, 130], [120, size - 10]) for _ in range(4)]
+    for cy, cx in centres:
+        truth |= (yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(3, 6) ** 2
+    img = 1.0 + 0.2 * ndimage.gaussian_filter(rng.normal(size=(size, size)), 1.0) + 2.0 * truth
+    img = rng.poisson(ndimage.gaussian_filter(img, 0.7) * 20) / 20.0
+    return img.astype(np.float32), truth.astype(np.int64), clump
+
+
+def test_isolated_particles_smaller_than_a_chip_are_found_from_clump_supports():
+    # The user's particle chips can only be in the clump (elsewhere no chip is mostly
+    # particle). Forests on all features learn "near the clump is particle" and drop the
+    # isolated particles; where intensity carries the classes, the fine-scale forests win.
+    img, truth, clump = small_particles_scene()
+    s = sfw.Session(sfw.Dataset(img), chip_size=32, pixel_maps=False)
+    labels, purity = chip_truth(truth, s.grid)
+    s.label_many(np.argsort(-purity * (labels == 1))[:3], "particle")
+    pure_support = np.flatnonzero((labels == 0) & (purity > 0.97))
+    r = s.label_many(pure_support[[0, len(pure_support) // 2, -1]], "support")
+    assert r.classes == ["particle", "support"]
+    pf = pixel_features(img)
+    maps = {}
+    for name, kw in {"default": {}, "all features": {"fine_error_ratio": 0.0}}.items():
+        info: dict = {}
+        p = refine_probabilities(pf, r, info=info, **kw)
+        maps[name] = (np.argmax(p, axis=2) == 0, info)
+    found, info = maps["default"]
+    assert info["features"] == "fine" and info["intensity_auc"] >= 0.95
+    assert maps["all features"][1]["features"] == "all"
+    isolated = (truth == 1) & ~clump
+    recall = found[isolated].mean()
+    recall_all = maps["all features"][0][isolated].mean()
+    acc = np.mean(found == (truth == 1))
+    all_acc = np.mean(maps["all features"][0] == (truth == 1))
+    ceiling = np.mean(np.repeat(np.repeat((labels == 1).reshape(s.grid.n_rows, s.grid.n_cols), 32, 0), 32, 1)
+                      == (truth == 1))
+    # Measured (seed 0): recall 1.00 against 0.18. Accuracy 0.934 against 0.940: the fine
+    # map grows each particle by a pixel or two (balanced training, sharp edges here), so it
+    # stays below this scene's chip-majority ceiling (0.956); see the README's weak cases.
+    assert recall > 0.9 and recall_all < 0.5, (recall, recall_all)
+    assert acc > 0.9 and acc > all_acc - 0.02 and ceiling > 0.9, (acc, all_acc, ceiling)
+
+
+def test_textures_without_an_intensity_cue_keep_all_features():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:192, :192]
+    stripes = np.sin(2 * np.pi * (xx + yy) / 7.0)
+    noise = ndimage.gaussian_filter(rng.normal(size=(192, 192)), 1.5)
+    noise *= stripes.std() / noise.std()
+    img = np.where(xx < 96, stripes, noise) + 0.3 * rng.normal(size=(192, 192))
+    s = sfw.Session(sfw.Dataset(img.astype(np.float32)), chip_size=32, pixel_maps=False)
+    left = np.flatnonzero(s.grid.boxes[:, 3] <= 96)
+    right = np.flatnonzero(s.grid.boxes[:, 1] >= 96)
+    s.label_many(left[:3], "stripes")
+    r = s.label_many(right[-3:], "noise")
+    info: dict = {}
+    p = refine_probabilities(pixel_features(img), r, info=info)
+    assert info["features"] == "all" and info["intensity_auc"] < 0.95
+    lab = np.asarray(r.classes)[np.argmax(p, axis=2)]
+    assert np.mean(lab == np.where(xx < 96, "stripes", "noise")) > 0.95
