@@ -314,7 +314,7 @@ def _typical(pf: PixelFeatures, screen, pix: np.ndarray, lab: np.ndarray,
 
 
 def _fit_forest(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int,
-                rng: np.random.Generator, seed: int, n_jobs: int | None):
+                rng: np.random.Generator, seed: int, n_jobs: int | None, screen=None):
     """A random forest on the pixels of ``chips``, each labelled with its chip's class.
 
     Pixels are drawn in equal numbers per class; support pixels weigh three times as much
@@ -323,12 +323,13 @@ def _fit_forest(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int,
     is particle (a halo, through the coarse-scale features). So a small forest on fine-scale
     features alone (σ ≤ 2 px: what a pixel looks like, not what surrounds it) first scores
     every training pixel, and pixels it gives to another class are dropped (each chip keeps
-    at least its most typical third).
+    at least its most typical third). ``screen``: that small forest, when the caller has it.
     """
     h, w, n_feat = pf.features.shape
     pix, owner = _chip_pixels(result.grid, chips, pf.factor, (h, w))
     lab = result.labels[owner]
-    screen = _screen(pf, result, pix, lab, n_per_class, rng, seed, n_jobs)
+    if screen is None:
+        screen = _screen(pf, result, pix, lab, n_per_class, rng, seed, n_jobs)
     own, keep = _typical(pf, screen, pix, lab, result.n_classes)
     # ...but never below a third of any chip: rank each chip's pixels by ``own``.
     order = np.lexsort((-own, owner))
@@ -377,14 +378,14 @@ def _confusion(pf: PixelFeatures, result, chips: np.ndarray, n_per_class: int, r
         train, test = chips[fold != f], chips[fold == f]
         if np.unique(result.labels[train]).size < k or test.size == 0:
             return None
-        forest = _fit_forest(pf, result, train, n_per_class // 2, rng, seed, n_jobs)
+        tpix, towner = _chip_pixels(grid, train, pf.factor, (h, w))
+        screen = _screen(pf, result, tpix, result.labels[towner], n_per_class // 2, rng, seed, n_jobs)
+        forest = _fit_forest(pf, result, train, n_per_class // 2, rng, seed, n_jobs, screen)
         pix, owner = _chip_pixels(grid, test, pf.factor, (h, w))
         if pix.size > 20000:
             keep = rng.choice(pix.size, 20000, replace=False)
             pix, owner = pix[keep], owner[keep]
         if typical_only:
-            tpix, towner = _chip_pixels(grid, train, pf.factor, (h, w))
-            screen = _screen(pf, result, tpix, result.labels[towner], n_per_class // 2, rng, seed, n_jobs)
             _, typical = _typical(pf, screen, pix, result.labels[owner], k)
             pix, owner = pix[typical], owner[typical]
         p = np.zeros((pix.size, k))
@@ -607,7 +608,7 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         # The forests on all features are only scored here (same chips, out of fold), and
         # only taught in full when they win.
         m_all = _confusion(pf, result, train, n_per_class, np.random.default_rng(seed + 1), seed, n_jobs,
-                           typical_only=True)
+                           typical_only=True) if calibrate else None
         if _told_error(meaning) + 0.01 <= fine_error_ratio * (_told_error(m_all) + 0.01):
             pf = fine
             info["features"] = "fine"
@@ -615,8 +616,9 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
             # its majority, so the chip prior is tempered where the pixels decide by what
             # they look like.
             prior_power = fine_prior_power
-        else:
-            p_pix, meaning, diag, _ = _pixel_evidence(pf, result, typical_only=True, **kw)
+        else:  # already scored: teach the all-feature forests without scoring them again
+            p_pix, _, diag, _ = _pixel_evidence(pf, result, typical_only=True, **{**kw, "calibrate": False})
+            meaning = m_all
     else:
         p_pix, meaning, diag, _ = _pixel_evidence(pf, result, typical_only=False, **kw)
     info.update(diag)
