@@ -25,7 +25,7 @@ from .distances import (
 )
 from .errors import NotEnoughSupportsError
 from .fusion import fuse_early, fuse_late
-from .suggest import novelty, rank_suggestions, reason
+from .suggest import novelty, rank_suggestions, reason, typicality
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -126,6 +126,10 @@ class Result:
     features : ndarray, shape (N, D), optional
         Chip features for :meth:`suggest` to judge how unlike the supports a chip is (the
         session's scaled image embeddings; not copied).
+    typicality : callable, optional
+        ``typicality() -> (N,)`` array for :meth:`suggest` (see :func:`.suggest.typicality`),
+        so a session computes it once per grid instead of once per result. Without one it is
+        computed from ``features`` on the first :meth:`suggest`.
     """
 
     classes: list[str]
@@ -138,6 +142,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     refiner: Callable[[Result], np.ndarray] | None = field(default=None, repr=False)
     features: np.ndarray | None = field(default=None, repr=False)
+    typicality: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.labels = np.argmax(self.probabilities, axis=1).astype(np.int64)
@@ -257,19 +262,25 @@ class Result:
         return float(self.uncertain.mean())
 
     def suggest(self, n: int = 5) -> np.ndarray:
-        """The ``n`` unlabelled chips best worth a click: uncertain and unlike the supports, spread out.
+        """The ``n`` unlabelled chips best worth a click: uncertain, unlike the supports, typical, spread out.
 
         See :mod:`stem_fsl_widgets.suggest`.
         """
         return rank_suggestions(self.entropy, self.is_support, self.grid.n_cols,
                                 min(int(n), int((~self.is_support).sum())),
-                                novelty=self._novelty)
+                                novelty=self._novelty, typicality=self._typicality)
 
     @cached_property
     def _novelty(self) -> np.ndarray | None:
         if self.features is None:
             return None
         return novelty(self.features, self.is_support)
+
+    @cached_property
+    def _typicality(self) -> np.ndarray | None:
+        if self.typicality is not None:
+            return self.typicality()
+        return None if self.features is None else typicality(self.features)
 
     def suggestion_reasons(self, chips) -> list[str]:
         """Why each chip is suggested, e.g. "between matrix (52 %) and oxide (41 %)"."""

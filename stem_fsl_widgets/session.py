@@ -42,6 +42,7 @@ from .refine import (
 )
 from .sessionfile import SCHEMA_VERSION, arrays_path, migrate, read_state, sha256
 from .settings import Settings, as_index, make_grid
+from .suggest import typicality
 
 __all__ = ["Session", "SessionEvent", "Settings", "PALETTE", "SCHEMA_VERSION", "EVENT_KINDS"]
 
@@ -632,7 +633,14 @@ class Session:
                       threshold=float(self.settings.threshold), grid=self.grid,
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
-                      features=self.image_embeddings()[1])
+                      features=self.image_embeddings()[1], typicality=self.chip_typicality)
+
+    def chip_typicality(self) -> np.ndarray:
+        """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""
+        key = ("typicality", *self._grid_key(), self.settings.encoder)
+        if key not in self._cache:
+            self._cache[key] = typicality(self.image_embeddings()[1])
+        return self._cache[key]
 
     def suggest(self, n: int = 5) -> np.ndarray:
         """The ``n`` most uncertain unlabelled chips (empty until the session is ready)."""

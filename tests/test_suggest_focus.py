@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import stem_fsl_widgets as sfw
-from stem_fsl_widgets.suggest import novelty, rank_suggestions
+from stem_fsl_widgets.evaluate import chip_truth
+from stem_fsl_widgets.suggest import novelty, rank_suggestions, typicality
 from stem_fsl_widgets.viewmodel import AppModel
 from stem_fsl_widgets.viewmodel.drawing import focus_window
 
@@ -42,12 +43,44 @@ def test_novelty_is_distance_to_the_nearest_support_over_the_median_capped():
     assert novelty(x, np.zeros(5, bool)).tolist() == [1.0] * 5  # no supports: no opinion
 
 
-def test_session_results_rank_with_novelty(model):
+def test_typicality_marks_blends_and_survives_a_reference_subset():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 0.5, (60, 8))
+    b = rng.normal(10.0, 0.5, (60, 8))
+    blends = rng.normal(5.0, 0.5, (4, 8))  # chips straddling the a/b boundary
+    x = np.vstack([a, b, blends])
+    t = typicality(x)
+    assert t.max() == 1.0 and np.median(t[:120]) == 1.0
+    assert t[120:].max() < 0.35  # every blend far less typical than the regions
+    sub = typicality(x, max_reference=50)  # neighbours sought among 50 chips only
+    assert np.median(sub[:120]) == 1.0 and sub[120:].max() < 0.5
+    # The most uncertain chip is a blend; a typical, slightly less uncertain chip wins.
+    ent = np.r_[np.full(120, 0.2), [0.5], np.full(3, 0.9)]
+    ent[7] = 0.8
+    plain = rank_suggestions(ent, np.zeros(124, bool), 124, 1, spacing=0)
+    assert plain.tolist()[0] >= 121
+    assert rank_suggestions(ent, np.zeros(124, bool), 124, 1, spacing=0, typicality=t).tolist() == [7]
+    assert typicality(x[:5]).tolist() == [1.0] * 5  # too few chips: no opinion
+
+
+def test_chips_across_a_boundary_are_less_typical_than_pure_chips(two_phase):
+    img, _, _, truth = two_phase
+    s = sfw.Session(sfw.Dataset(img), chip_size=16, stride=8)  # a column of chips straddles x = 64
+    _, purity = chip_truth(truth, s.grid)
+    t = s.chip_typicality()
+    assert t is s.chip_typicality()  # cached per grid: a suggestion does not recompute it
+    pure, mixed = t[purity == 1.0], t[purity < 0.7]
+    assert pure.size > 20 and mixed.size > 5
+    assert np.median(mixed) < np.median(pure) - 0.1
+
+
+def test_session_results_rank_with_novelty_and_typicality(model):
     label_two(model)
     r = model.session.result
     assert r.features is model.session.image_embeddings()[1]  # no copy per click
     expected = rank_suggestions(r.entropy, r.is_support, r.grid.n_cols, 3,
-                                novelty=novelty(r.features, r.is_support))
+                                novelty=novelty(r.features, r.is_support),
+                                typicality=typicality(r.features))
     np.testing.assert_array_equal(r.suggest(3), expected)
 
 
