@@ -223,3 +223,20 @@ def test_element_labels_are_staggered_not_clipped(session):
     heights = list(v.marker_labels.y)
     assert max(heights) <= 0.9 and len(set(heights)) > 1
     v.close()
+
+
+def test_size_histogram_writes_few_tick_labels(session):
+    from stem_fsl_widgets.measure import measure_labels
+
+    lab = np.zeros((200, 200), dtype=int)
+    for i, r in enumerate(range(1, 13)):  # 12 particles from 2 to 24 px across
+        y, x = 20 + (i // 4) * 60, 20 + (i % 4) * 50
+        lab[y - r:y + r, x - r:x + r] = 1
+    meas = measure_labels(lab, ["fine", "coarse"])
+    p = ResultsPanel(session)
+    p._draw_sizes(meas)
+    bars, ticks = list(p.size_bars.x), list(p.size_x_axis.tick_values)
+    assert len(bars) == 15 and p.size_bars.visible
+    assert 3 <= len(ticks) <= 6 and ticks == bars[::3]  # every third bin centre is written
+    assert np.asarray(p.size_bars.y).sum(axis=1).tolist() == [1, 12]  # the background, 12 squares
+    p.close()

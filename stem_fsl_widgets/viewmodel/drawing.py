@@ -23,6 +23,7 @@ __all__ = [
     "focus_window",
     "rgba",
     "segmentation_rgba",
+    "sparse_ticks",
 ]
 
 #: Longest side of the image sent to a browser (longer images are decimated for display only).
@@ -204,6 +205,23 @@ def entropy_histogram(entropy: np.ndarray, n_bins: int = 20) -> tuple[np.ndarray
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     counts, _ = np.histogram(np.clip(entropy, 0.0, 1.0), bins=edges)
     return (edges[:-1] + edges[1:]) / 2.0, counts
+
+
+def sparse_ticks(labels: list[str], most: int = 6) -> list[str]:
+    """Every n-th category label, so at most ``most`` are written under a bar chart.
+
+    A 15-bin size histogram labels each bar with its centre; written all at once, rotated or
+    not, they run into each other in a 300-px figure.
+
+    Examples
+    --------
+    >>> sparse_ticks([str(i) for i in range(15)], 6)
+    ['0', '3', '6', '9', '12']
+    >>> sparse_ticks(["a", "b"])
+    ['a', 'b']
+    """
+    step = max(1, -(-len(labels) // max(1, int(most))))
+    return list(labels[::step])
 
 
 def segmentation_rgba(label_map: np.ndarray, colours: list[str], *, max_side: int | None = None,

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..session import Session
 from ..viewmodel import AppModel
+from ..viewmodel.drawing import sparse_ticks
 from ..viewmodel.text import measurement_table_html
 from .base import ModelView, html_escape
 
@@ -231,8 +232,10 @@ class ResultsPanel(ModelView, widgets.VBox):
         sy.max = float(max(1, max(int(c.max()) for c in counts.values())))
         colours = {c: col for c, col in self.session.classes.items()}
         centres = (edges[:-1] + edges[1:]) / 2
+        ticks = [f"{c:.3g}" for c in centres]
+        self.size_x_axis.tick_values = np.array(sparse_ticks(ticks))
         with self.size_bars.hold_sync():
-            self.size_bars.x = np.array([f"{c:.3g}" for c in centres])
+            self.size_bars.x = np.array(ticks)
             self.size_bars.y = np.array([counts[n] for n in names])
             self.size_bars.colors = [colours.get(n, "#999999") for n in names]
             self.size_bars.visible = True
