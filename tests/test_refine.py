@@ -81,3 +81,35 @@ def test_textures_without_an_intensity_cue_keep_all_features():
     assert info["features"] == "all" and info["intensity_auc"] < 0.95
     lab = np.asarray(r.classes)[np.argmax(p, axis=2)]
     assert np.mean(lab == np.where(xx < 96, "stripes", "noise")) > 0.95
+
+
+def test_one_support_per_class_on_an_intensity_defined_photo(tmp_path, monkeypatch):
+    # scikit-image's camera, truth = smoothed Otsu threshold (the suite's camera case), one
+    # support per class. The chip classifier is confidently wrong on many chips (chip map
+    # 0.69), so the chip means hide the intensity cue; the supports' own pixels show it.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.suite import cases as suite_cases
+    from benchmarks.suite.run import draw_support_sets, grid_for, pixel_accuracy
+
+    monkeypatch.setenv("SFW_DATA_DIR", str(tmp_path))
+    case = suite_cases.build_case("camera_otsu")
+    sup = draw_support_sets(case, grid_for(case), 1, 2, seed=0)[1]
+    s = sfw.Session(case.dataset(), chip_size=case.chip_size, pixel_maps=False)
+    for chip, c in sup.items():
+        r = s.label(chip, case.class_names[c])
+    ids = np.array([case.class_names.index(n) for n in r.classes])
+    pf = pixel_features(case.image)
+    acc = {}
+    for name, kw in {"default": {}, "chip means only": {"support_pixel_auc": None}}.items():
+        info: dict = {}
+        lab = np.argmax(refine_probabilities(pf, r, info=info, **kw), axis=2)
+        acc[name] = (pixel_accuracy(ids[lab], case.truth), info)
+    chip_acc = pixel_accuracy(ids[np.asarray(r.chip_label_map)], case.truth)
+    (a, info), (b, old) = acc["default"], acc["chip means only"]
+    assert info["support_pixel_auc"] >= 0.95 and info["support_intensity"] and "vetoed" not in info
+    assert old["intensity_auc"] < 0.95 and old["features"] == "detrended"
+    assert chip_acc < 0.75 and b < 0.75
+    assert a > 0.95  # measured 0.982 (0.656 from the chip means alone)
