@@ -428,6 +428,25 @@ def _gain_trend(pf: PixelFeatures, sigma: float) -> float:
     return pf._cache[key]
 
 
+def _worst_pair_auc(values: np.ndarray, labels: np.ndarray) -> float:
+    """Smallest Mann-Whitney AUC of ``values`` over pairs of classes in ``labels``.
+
+    Folded so 0.5 = no information and 1 = a perfect threshold; 0.5 with fewer than two
+    classes.
+    """
+    from scipy.stats import mannwhitneyu
+
+    groups = [values[labels == c] for c in np.unique(labels)]
+    if len(groups) < 2:
+        return 0.5
+    worst = 1.0
+    for i, x in enumerate(groups):
+        for y in groups[i + 1:]:
+            auc = mannwhitneyu(x, y, method="asymptotic").statistic / (x.size * y.size)
+            worst = min(worst, max(auc, 1.0 - auc))
+    return float(worst)
+
+
 def _intensity_separation(pf: PixelFeatures, result, chips: np.ndarray) -> float:
     """How well mean intensity alone sorts ``chips`` into their classes (worst class pair).
 
@@ -442,48 +461,27 @@ def _intensity_separation(pf: PixelFeatures, result, chips: np.ndarray) -> float
     n = np.bincount(owner, minlength=result.grid.n_chips)[chips]
     mean = np.bincount(owner, pf.features.reshape(h * w, -1)[pix, 0],
                        minlength=result.grid.n_chips)[chips] / np.maximum(n, 1)
-    lab = result.labels[chips]
-    worst = 1.0
-    for a in range(result.n_classes):
-        for b in range(a + 1, result.n_classes):
-            x, y = mean[lab == a], mean[lab == b]
-            if x.size and y.size:
-                auc = np.mean(x[:, None] > y[None, :]) + 0.5 * np.mean(x[:, None] == y[None, :])
-                worst = min(worst, max(auc, 1.0 - auc))
-    return float(worst)
+    return _worst_pair_auc(mean, result.labels[chips])
 
 
 def _support_pixel_separation(pf: PixelFeatures, result, n_max: int = 4000) -> float:
     """How well smoothed pixel intensity (σ = 2 px) alone tells the supports' classes apart.
 
-    The Mann-Whitney AUC of the support chips' pixels for each pair of classes, folded so 0.5
-    = no information; the smallest over pairs (0.5 without an image). Unlike
-    :func:`_intensity_separation` it reads only the user's own chips, so confidently wrong
-    chips (common with one support per class) cannot hide an intensity cue; and it is
-    graded where chip means of one support per class would always look perfectly sorted.
+    :func:`_worst_pair_auc` of the support chips' pixels (at most about ``n_max`` per class);
+    0.5 without an image. Unlike :func:`_intensity_separation` it reads only the user's own
+    chips, so confidently wrong chips (common with one support per class) cannot hide an
+    intensity cue; and it is graded where chip means of one support per class would always
+    look perfectly sorted.
     """
     if pf.image is None:
         return 0.5
-    from scipy.stats import rankdata
-
     h, w = pf.image.shape
     smooth = ndimage.gaussian_filter(pf.image, 2.0 / pf.factor).ravel()
-    sup = np.flatnonzero(result.is_support)
-    pix, owner = _chip_pixels(result.grid, sup, pf.factor, (h, w))
+    pix, owner = _chip_pixels(result.grid, np.flatnonzero(result.is_support), pf.factor, (h, w))
     lab = result.labels[owner]
-    vals = {}
-    for c in np.unique(lab):
-        v = smooth[pix[lab == c]]
-        vals[c] = v[:: max(1, v.size // n_max)]
-    worst = 1.0 if len(vals) > 1 else 0.5
-    for a in vals:
-        for b in vals:
-            if a < b:
-                x, y = vals[a], vals[b]
-                ranks = rankdata(np.r_[x, y])
-                auc = (ranks[: x.size].sum() - x.size * (x.size + 1) / 2) / (x.size * y.size)
-                worst = min(worst, max(auc, 1.0 - auc))
-    return float(worst)
+    keep = np.concatenate([np.flatnonzero(lab == c)[:: max(1, int((lab == c).sum()) // n_max)]
+                           for c in np.unique(lab)]) if lab.size else np.zeros(0, np.int64)
+    return _worst_pair_auc(smooth[pix[keep]], lab[keep])
 
 
 def _veto(prob: np.ndarray, prior: np.ndarray, result, pf: PixelFeatures, max_entropy: float,
@@ -630,7 +628,8 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     k = result.n_classes
     info = {} if info is None else info
     info["features"] = "all"
-    sep = 0.0
+    carries = False  # intensity carries the classes
+    from_supports = False  # ...as the supports' own pixels show it
     if intensity_auc is not None:
         sigma = detrend_chips * result.grid.size / pf.factor
         sep = _intensity_separation(pf, result, _training_chips(result, confident))
@@ -641,10 +640,10 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
             # chips hide from the chip means (camera with one support per class: 0.68-0.91).
             sup_sep = _support_pixel_separation(pf, result)
             info["support_pixel_auc"] = round(sup_sep, 3)
-            if sup_sep >= support_pixel_auc:
-                sep = max(sep, intensity_auc)
-                info["support_intensity"] = True
-        if sep < intensity_auc and trend >= gain_trend:
+            from_supports = sup_sep >= support_pixel_auc
+            info["support_intensity"] = from_supports
+        carries = sep >= intensity_auc or from_supports
+        if not carries and trend >= gain_trend:
             pf = detrended(pf, sigma)
             info["features"] = "detrended"
             # Without an intensity cue the supports' few chips say little about texture
@@ -653,7 +652,7 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     kw = dict(n_per_class=n_per_class, confident=confident, seed=seed, n_jobs=n_jobs,
               calibrate=calibrate, support_share=support_share)
     prior_power = 1.0
-    if intensity_auc is not None and sep >= intensity_auc:
+    if carries:
         # Intensity carries the classes (particles on a support, bright and dark phases).
         # Coarse features then let the forests learn *where* the user's particle chips were
         # (inside an agglomerate) instead of what a particle pixel looks like, and isolated
@@ -695,7 +694,7 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     logp -= logp.max(axis=2, keepdims=True)
     prob = np.exp(logp)
     prob /= prob.sum(axis=2, keepdims=True)
-    if info.get("support_intensity"):
+    if from_supports:
         # The user's own chips say intensity tells the classes apart; a chip the classifier
         # is sure of is then the less reliable party (with one support per class, real Au's
         # chip map is 0.57-0.67 and the veto gave 274 chips back to it).
