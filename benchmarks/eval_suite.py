@@ -23,7 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.suite.cases import BUILDERS  # noqa: E402
-from benchmarks.suite.run import DEFAULT_METHODS, markdown_table, run_suite, text_table  # noqa: E402
+from benchmarks.suite.run import (  # noqa: E402
+    DEFAULT_METHODS,
+    markdown_table,
+    run_suite,
+    text_table,
+    uncertainty_table,
+)
 
 
 def engine_state() -> str:
@@ -98,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
           "map can exceed it). Pure-chip: the default's accuracy on "
           "non-support chips ≥ 90 % one class. See benchmarks/suite/README.md.", "",
           markdown_table(rows, names)]
+    if "default" in names:
+        md += ["## The default's uncertain flag", "",
+               "Chip level, non-support chips: wrong = not the chip's true majority class; flagged = "
+               "normalised entropy above the threshold (0.5). A flag that catches most wrong chips while "
+               "flagging few is an honest one.", "", uncertainty_table(rows)]
     (out / f"{stem}.md").write_text("\n".join(md))
     print(f"written to {out / stem}.json and .md")
     return 0

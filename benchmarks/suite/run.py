@@ -152,6 +152,7 @@ class _SessionRunner:
         self.session.encode()
         self.encode_s = time.perf_counter() - t
         self.eds_weights: list[float] = []
+        self.flagged: list[tuple[float, float]] = []
 
     def __call__(self, case: Case, supports: dict[int, int], grid: ChipGrid) -> np.ndarray:
         s = self.session
@@ -165,8 +166,22 @@ class _SessionRunner:
         ids = np.array([case.class_names.index(n) for n in r.classes])
         if r.eds_weight is not None:
             self.eds_weights.append(float(r.eds_weight))
+        self.flagged.append(_flag_record(r, ids, case, grid))
         lab = np.asarray(r.label_map)
         return np.where(lab >= 0, ids[np.clip(lab, 0, None)], -1)
+
+
+def _flag_record(r, ids: np.ndarray, case: Case, grid: ChipGrid) -> tuple[float, float, float]:
+    """How the uncertain flag reads on one draw, over the non-support chips that have a truth.
+
+    Returns the share of chips whose class is not their true majority class (errors), the
+    share flagged uncertain, and the share of the errors that are flagged (NaN without errors).
+    """
+    truth, _ = chip_truth(case.truth, grid)
+    free = ~r.is_support & (truth >= 0)
+    err = (ids[np.argmax(r.probabilities, axis=1)] != truth)[free]
+    flag = r.uncertain[free]
+    return float(err.mean()), float(flag.mean()), float(flag[err].mean()) if err.any() else float("nan")
 
 
 def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: int = 0) -> dict[str, Any]:
@@ -178,7 +193,10 @@ def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: 
         ``acc`` (list, pixel accuracy per draw), ``mean``, ``worst``, ``pure`` (mean pure-chip
         accuracy), ``seconds`` (mean per draw), ``encode_s`` (Session methods),
         ``eds_weight`` (mean weight used, Session methods on cases with EDS), ``supports``
-        (mean supports per draw: fewer than k × K when a class has too few pure chips).
+        (mean supports per draw: fewer than k × K when a class has too few pure chips),
+        ``chip_error``, ``flagged`` and ``errors_flagged`` (Session methods: mean share of the
+        non-support chips that are wrong, that are flagged uncertain, and of the wrong ones
+        that are flagged; see :func:`_flag_record`).
     """
     grid = grid_for(case)
     sets = draw_support_sets(case, grid, k, draws, seed)
@@ -198,6 +216,10 @@ def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: 
         out["encode_s"] = runner.encode_s
         if runner.eds_weights:
             out["eds_weight"] = float(np.mean(runner.eds_weights))
+        flags = np.array(runner.flagged, dtype=float)
+        out["chip_error"], out["flagged"] = float(flags[:, 0].mean()), float(flags[:, 1].mean())
+        caught = flags[:, 2][np.isfinite(flags[:, 2])]
+        out["errors_flagged"] = float(caught.mean()) if caught.size else float("nan")
     return out
 
 
@@ -277,6 +299,23 @@ def text_table(rows: list[dict], names: list[str] | None = None) -> str:
     head = f"{'case':20s} {'k':>3s}  {'ceiling':>9s}  " + "  ".join(f"{n:>13s}" for n in names)
     return "\n".join([head + "  default pure-chip", f"{'':37s}" + "  ".join(f"{'mean / worst':>13s}" for _ in names)]
                      + [_text_row(r, names) for r in rows])
+
+
+def uncertainty_table(rows: list[dict], name: str = "default") -> str:
+    """Markdown: how ``name``'s uncertain flag reads on each case, at chip level.
+
+    Columns: share of the non-support chips that are wrong (not their true majority class),
+    share flagged uncertain, and share of the wrong chips that the flag catches.
+    """
+    lines = ["| case | k | chips wrong | chips flagged uncertain | wrong chips flagged |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        m = r["methods"].get(name)
+        if not m or "flagged" not in m:
+            continue
+        caught = f"{m['errors_flagged']:.2f}" if np.isfinite(m["errors_flagged"]) else "–"
+        lines.append(f"| {r['case']} | {r['k']} | {m['chip_error']:.2f} | {m['flagged']:.2f} | {caught} |")
+    return "\n".join(lines) + "\n"
 
 
 def _names(rows: list[dict]) -> list[str]:
