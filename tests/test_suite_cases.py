@@ -17,6 +17,7 @@ from benchmarks.suite.run import (  # noqa: E402
     evaluate_case,
     grid_for,
     pixel_accuracy,
+    uncertainty_table,
 )
 from stem_fsl_widgets.datasets import real  # noqa: E402
 
@@ -105,6 +106,19 @@ def test_evaluate_case_with_an_oracle_method(built):
 
     out = evaluate_case(c, oracle, k=1, draws=2)
     assert out["acc"] == [1.0, 1.0] and out["pure"] == 1.0 and out["supports"] == 3
+
+
+def test_the_uncertain_flag_is_scored_against_the_chips_true_classes(built):
+    c = built["ramp_textures"]
+    row = {"case": c.name, "k": 3, "methods": {}}
+    out = evaluate_case(c, {"pixel_maps": False}, k=3, draws=2)
+    row["methods"]["default"] = out
+    # Measured on these two draws: 2 % of the chips wrong, every one of them flagged, and
+    # 71 % of all chips flagged.
+    assert 0 < out["chip_error"] < 0.1 and out["errors_flagged"] == 1.0
+    assert out["chip_error"] < out["flagged"] < 1.0
+    table = uncertainty_table([row])
+    assert f"| ramp_textures | 3 | {out['chip_error']:.2f} | {out['flagged']:.2f} | 1.00 |" in table
 
 
 # ---------------------------------------------------------------------- real files
