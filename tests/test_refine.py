@@ -83,24 +83,35 @@ def test_textures_without_an_intensity_cue_keep_all_features():
     assert np.mean(lab == np.where(xx < 96, "stripes", "noise")) > 0.95
 
 
-def test_one_support_per_class_on_an_intensity_defined_photo(tmp_path, monkeypatch):
-    # scikit-image's camera, truth = smoothed Otsu threshold (the suite's camera case), one
-    # support per class. The chip classifier is confidently wrong on many chips (chip map
-    # 0.69), so the chip means hide the intensity cue; the supports' own pixels show it.
+def suite_draw(name: str, draws: int, draw: int):
+    """A suite case with one support per class (the suite's draw ``draw`` of ``draws``).
+
+    Returns the case, the chip Result (pixel maps off) and the suite class id of each of the
+    result's classes.
+    """
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks.suite import cases as suite_cases
-    from benchmarks.suite.run import draw_support_sets, grid_for, pixel_accuracy
+    from benchmarks.suite.run import draw_support_sets, grid_for
 
-    monkeypatch.setenv("SFW_DATA_DIR", str(tmp_path))
-    case = suite_cases.build_case("camera_otsu")
-    sup = draw_support_sets(case, grid_for(case), 1, 2, seed=0)[1]
+    case = suite_cases.build_case(name)
+    sup = draw_support_sets(case, grid_for(case), 1, draws, seed=0)[draw]
     s = sfw.Session(case.dataset(), chip_size=case.chip_size, pixel_maps=False)
     for chip, c in sup.items():
         r = s.label(chip, case.class_names[c])
-    ids = np.array([case.class_names.index(n) for n in r.classes])
+    return case, r, np.array([case.class_names.index(n) for n in r.classes])
+
+
+def test_one_support_per_class_on_an_intensity_defined_photo(tmp_path, monkeypatch):
+    # scikit-image's camera, truth = smoothed Otsu threshold (the suite's camera case), one
+    # support per class. The chip classifier is confidently wrong on many chips (chip map
+    # 0.69), so the chip means hide the intensity cue; the supports' own pixels show it.
+    monkeypatch.setenv("SFW_DATA_DIR", str(tmp_path))
+    case, r, ids = suite_draw("camera_otsu", 2, 1)
+    from benchmarks.suite.run import pixel_accuracy
+
     pf = pixel_features(case.image)
     acc = {}
     for name, kw in {"default": {}, "chip means only": {"support_pixel_auc": None}}.items():
@@ -121,26 +132,16 @@ def test_one_support_per_class_on_real_au_particles_draws_no_halo():
     # taught the pixel forests that dim carbon next to a particle is particle: a halo
     # 20-40 px wide (0.856). When the supports' pixels show intensity carries the classes,
     # the supports' forest alone teaches the pixels.
-    import sys
-    from pathlib import Path
-
     import pytest
 
     from stem_fsl_widgets.datasets.real import RealDataError
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.suite import cases as suite_cases
-    from benchmarks.suite.run import draw_support_sets, grid_for, pixel_accuracy
-
     try:
-        case = suite_cases.build_case("real_au")
+        case, r, ids = suite_draw("real_au", 5, 3)
     except RealDataError as err:
         pytest.skip(f"the real Au file is not cached and cannot be fetched here: {err}")
-    sup = draw_support_sets(case, grid_for(case), 1, 5, seed=0)[3]
-    s = sfw.Session(case.dataset(), chip_size=case.chip_size, pixel_maps=False)
-    for chip, c in sup.items():
-        r = s.label(chip, case.class_names[c])
-    ids = np.array([case.class_names.index(n) for n in r.classes])
+    from benchmarks.suite.run import pixel_accuracy
+
     info: dict = {}
     lab = np.argmax(refine_probabilities(pixel_features(case.image), r, info=info), axis=2)
     acc = pixel_accuracy(ids[lab], case.truth)

@@ -152,7 +152,8 @@ class _SessionRunner:
         self.session.encode()
         self.encode_s = time.perf_counter() - t
         self.eds_weights: list[float] = []
-        self.flagged: list[tuple[float, float]] = []
+        self.flagged: list[tuple[float, float, float]] = []
+        self._chip_truth: np.ndarray | None = None  # the same for every draw
 
     def __call__(self, case: Case, supports: dict[int, int], grid: ChipGrid) -> np.ndarray:
         s = self.session
@@ -166,20 +167,22 @@ class _SessionRunner:
         ids = np.array([case.class_names.index(n) for n in r.classes])
         if r.eds_weight is not None:
             self.eds_weights.append(float(r.eds_weight))
-        self.flagged.append(_flag_record(r, ids, case, grid))
+        if self._chip_truth is None:
+            self._chip_truth = chip_truth(case.truth, grid)[0]
+        self.flagged.append(_flag_record(r, ids, self._chip_truth))
         lab = np.asarray(r.label_map)
         return np.where(lab >= 0, ids[np.clip(lab, 0, None)], -1)
 
 
-def _flag_record(r, ids: np.ndarray, case: Case, grid: ChipGrid) -> tuple[float, float, float]:
+def _flag_record(r, ids: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     """How the uncertain flag reads on one draw, over the non-support chips that have a truth.
 
+    ``truth``: each chip's true majority class (suite ids, -1 for none; see ``chip_truth``).
     Returns the share of chips whose class is not their true majority class (errors), the
     share flagged uncertain, and the share of the errors that are flagged (NaN without errors).
     """
-    truth, _ = chip_truth(case.truth, grid)
     free = ~r.is_support & (truth >= 0)
-    err = (ids[np.argmax(r.probabilities, axis=1)] != truth)[free]
+    err = (ids[r.labels] != truth)[free]
     flag = r.uncertain[free]
     return float(err.mean()), float(flag.mean()), float(flag[err].mean()) if err.any() else float("nan")
 
