@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small versions of the cases (256² / 512² real)")
     ap.add_argument("--k", type=int, nargs="+", default=[3], help="supports per class (default 3)")
     ap.add_argument("--draws", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the support draws")
+    ap.add_argument("--case-seed", type=int, default=None,
+                    help="build other instances of the generated cases (held out: never tuned on)")
     ap.add_argument("--cases", default="", help=f"comma-separated subset of: {','.join(BUILDERS)}")
     ap.add_argument("--methods", default="", help=f"comma-separated subset of: {','.join(DEFAULT_METHODS)}")
     ap.add_argument("--settings", action="append", default=[], metavar="NAME=JSON",
@@ -81,24 +83,28 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = engine_state()
     t0 = time.perf_counter()
-    rows = run_suite(methods, cases, args.k, args.draws, seed=args.seed, quick=args.quick)
+    rows = run_suite(methods, cases, args.k, args.draws, seed=args.seed, quick=args.quick,
+                     case_seed=args.case_seed)
     elapsed = time.perf_counter() - t0
     names = list(methods)
     print()
     print(text_table(rows, names))
     print(f"\n{len(rows)} rows in {elapsed:.0f} s")
 
-    partial = args.cases or args.methods or args.settings
+    partial = args.cases or args.methods or args.settings or args.case_seed is not None
     tag = args.tag if args.tag is not None else ("quick" if args.quick else "partial" if partial else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"suite_{tag}" if tag else "suite"
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "quick": args.quick, "ks": args.k,
-            "draws": args.draws, "seed": args.seed, "seconds": round(elapsed, 1), "engine": engine,
+            "draws": args.draws, "seed": args.seed, "case_seed": args.case_seed,
+            "seconds": round(elapsed, 1), "engine": engine,
             "methods": {n: (m if isinstance(m, dict) else getattr(m, "__name__", str(m))) for n, m in methods.items()}}
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     md = [f"# Evaluation suite ({'quick' if args.quick else 'full'}: k = {', '.join(map(str, args.k))}; "
           f"{args.draws} draws; {elapsed:.0f} s on {meta['machine']})", "", f"Engine: {engine}.", "",
+          *([f"Generated cases built from seed {args.case_seed}: instances the engine was never tuned on.", ""]
+            if args.case_seed is not None else []),
           "Pixel accuracy of the label map against the pixel ground truth, mean / worst over the support "
           "draws. Ceiling: every chip its true majority class (the limit of a chip-level map; a pixel-refined "
           "map can exceed it). Pure-chip: the default's accuracy on "

@@ -84,6 +84,23 @@ def test_builders_are_reproducible(tmp_path, monkeypatch):
     np.testing.assert_array_equal(a.truth, b.truth)
 
 
+def test_a_case_seed_builds_new_instances_of_generated_cases_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFW_DATA_DIR", str(tmp_path))
+    base = suite_cases.build_case("minor_class", quick=True)
+    other = suite_cases.build_case("minor_class", quick=True, seed=7)
+    assert base.truth.shape == other.truth.shape
+    assert np.mean(base.truth != other.truth) > 0.02  # another map, not another noise draw
+    assert sorted(p.name for p in (tmp_path / "suite").iterdir()) == [
+        f"minor_class_quick_v{suite_cases.CASES_VERSION}.npz",
+        f"minor_class_quick_v{suite_cases.CASES_VERSION}_s7.npz"]
+    # The default seed is back after building, and a fixed image ignores the seed.
+    again = suite_cases.build_case("minor_class", quick=True, rebuild=True)
+    np.testing.assert_array_equal(again.truth, base.truth)
+    cam = suite_cases.build_case("camera_otsu", quick=True, seed=7)
+    np.testing.assert_array_equal(cam.truth, suite_cases.build_case("camera_otsu", quick=True).truth)
+    assert set(suite_cases.GENERATED) < set(suite_cases.BUILDERS)
+
+
 def test_ceiling_and_draws(built):
     c = built["fept_particles"]
     grid = grid_for(c)

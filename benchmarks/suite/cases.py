@@ -26,6 +26,13 @@ CASES_VERSION = 2
 #: Seed of every case (each builder derives its own stream from it and its name).
 SEED = 20261130
 
+#: The cases drawn from a generator (a new seed makes new instances of them); the others are
+#: fixed images (scikit-image photographs, real microscope files) whatever the seed.
+GENERATED = ("textures3_flat_eds", "textures4_spectra", "haadf_lattices", "fept_particles", "minor_class",
+             "ramp_textures", "thickness_lattice")
+
+_seed = SEED  # the seed of the case being built (see build_case)
+
 
 @dataclass
 class Case:
@@ -118,7 +125,7 @@ class Case:
 
 # ---------------------------------------------------------------------- helpers
 def _rng(name: str) -> np.random.Generator:
-    return np.random.default_rng([SEED, sum(map(ord, name))])
+    return np.random.default_rng([_seed, sum(map(ord, name))])
 
 
 def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -476,21 +483,34 @@ def cache_dir() -> Path:
     return data_dir() / "suite"
 
 
-def build_case(name: str, quick: bool = False, *, rebuild: bool = False) -> Case:
-    """Build (or load from the cache) one case by name."""
+def build_case(name: str, quick: bool = False, *, rebuild: bool = False, seed: int | None = None) -> Case:
+    """Build (or load from the cache) one case by name.
+
+    ``seed`` (default :data:`SEED`) draws other instances of the :data:`GENERATED` cases:
+    new region maps, texture crops, particles and noise that the engine was never tuned on.
+    The fixed images are the same whatever the seed.
+    """
+    global _seed
     if name not in BUILDERS:
         raise KeyError(f"Unknown case {name!r}; known: {', '.join(BUILDERS)}")
-    path = cache_dir() / f"{name}{'_quick' if quick else ''}_v{CASES_VERSION}.npz"
+    seed = SEED if seed is None else int(seed)
+    tag = f"_s{seed}" if seed != SEED and name in GENERATED else ""
+    path = cache_dir() / f"{name}{'_quick' if quick else ''}_v{CASES_VERSION}{tag}.npz"
     if path.is_file() and not rebuild:
         return Case.load(path)
-    case = BUILDERS[name](quick)
+    _seed = seed
+    try:
+        case = BUILDERS[name](quick)
+    finally:
+        _seed = SEED
     case.image = np.asarray(case.image, np.float32)
     case.truth = np.asarray(case.truth, np.int64)
     case.save(path)
     return case
 
 
-def build_cases(quick: bool = False, names: list[str] | None = None, *, rebuild: bool = False) -> list[Case]:
+def build_cases(quick: bool = False, names: list[str] | None = None, *, rebuild: bool = False,
+                seed: int | None = None) -> list[Case]:
     """Build every case (or the named ones), cached as ``.npz`` after the first build.
 
     A real-data case whose file cannot be fetched (offline, empty cache) is left out with a
@@ -503,7 +523,7 @@ def build_cases(quick: bool = False, names: list[str] | None = None, *, rebuild:
     out = []
     for name in names or list(BUILDERS):
         try:
-            out.append(build_case(name, quick, rebuild=rebuild))
+            out.append(build_case(name, quick, rebuild=rebuild, seed=seed))
         except RealDataError as err:
             print(f"[suite] case {name} left out: {err}", file=sys.stderr)
     return out

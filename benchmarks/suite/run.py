@@ -228,7 +228,7 @@ def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: 
 
 def run_suite(methods: dict[str, Method] | None = None, cases: Iterable[str | Case] | None = None,
               ks: Iterable[int] = (3,), draws: int = 5, *, seed: int = 0, quick: bool = False,
-              verbose: bool = True) -> list[dict[str, Any]]:
+              verbose: bool = True, case_seed: int | None = None) -> list[dict[str, Any]]:
     """Run methods × cases × k; one row per (case, k).
 
     Parameters
@@ -243,6 +243,8 @@ def run_suite(methods: dict[str, Method] | None = None, cases: Iterable[str | Ca
         Support draws per (case, k).
     quick : bool
         Use the small versions of the cases.
+    case_seed : int, optional
+        Build other instances of the generated cases (see :func:`.cases.build_case`).
 
     Returns
     -------
@@ -254,7 +256,7 @@ def run_suite(methods: dict[str, Method] | None = None, cases: Iterable[str | Ca
     methods = DEFAULT_METHODS if methods is None else methods
     names = [c for c in (cases or list(BUILDERS)) if isinstance(c, str)]
     objs = [c for c in (cases or []) if isinstance(c, Case)]
-    case_list = (build_cases(quick, names) if names else []) + objs
+    case_list = (build_cases(quick, names, seed=case_seed) if names else []) + objs
     rows = []
     for case in case_list:
         grid = grid_for(case)
