@@ -6,9 +6,11 @@ majority class (a boundary chip gets its majority, as a user in a hurry would). 
 accuracy of the chip-level map after +0, +4, +8 and +16 clicks, mean over draws; the pixel
 refinement is left out to keep it fast.
 
-    python benchmarks/suggest_curves.py [--quick] [--draws 3] [--cases a,b]
+    python benchmarks/suggest_curves.py [--quick] [--draws 3] [--cases a,b] [--case-seed N]
 
-Writes ``benchmarks/results/suggest_curves.{json,md}`` and ``docs/suggest_curves.png``.
+Writes ``benchmarks/results/suggest_curves.{json,md}`` and ``docs/suggest_curves.png``;
+with ``--case-seed N`` (other instances of the generated cases, see
+``benchmarks/suite/README.md``) ``suggest_curves_seedN.{json,md}`` and no plot.
 """
 
 from __future__ import annotations
@@ -68,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--cases", default="")
+    ap.add_argument("--case-seed", type=int, default=None,
+                    help="other instances of the generated cases (held out: never tuned on)")
     args = ap.parse_args(argv)
     names = [n for n in args.cases.split(",") if n] or None
     rows = []
     t0 = time.perf_counter()
-    for case in build_cases(args.quick, names):
+    for case in build_cases(args.quick, names, seed=args.case_seed):
         grid = grid_for(case)
         sets = draw_support_sets(case, grid, 1, args.draws, seed=0)
         res = {st: np.mean([curve(case, st, sup, 100 + d) for d, sup in enumerate(sets)], axis=0)
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case.name:20s} {cells}", flush=True)
     print(f"{len(rows)} cases in {time.perf_counter() - t0:.0f} s")
     out = ROOT / "benchmarks" / "results"
-    tag = "_quick" if args.quick else ""
+    tag = ("_quick" if args.quick else "") + (f"_seed{args.case_seed}" if args.case_seed is not None else "")
     (out / f"suggest_curves{tag}.json").write_text(json.dumps({"steps": STEPS, "rows": rows}, indent=1))
     lines = ["| case | " + " | ".join(f"{st} +{k}" for k in STEPS[1:] for st in STRATEGIES) + " |",
              "|---|" + "---|" * (len(STEPS) - 1) * len(STRATEGIES)]
@@ -94,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                               for st in STRATEGIES) + " |")
     (out / f"suggest_curves{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.case_seed is not None:
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
