@@ -591,7 +591,9 @@ class Session:
     def _auto_weight(self, idx: np.ndarray, lab: np.ndarray, k: int, img: np.ndarray,
                      sup_img: np.ndarray) -> float:
         eds = self.eds_embeddings()[1]
-        return auto_weight(img, eds, sup_img, eds[idx], lab, k)
+        g = self.grid
+        return auto_weight(img, eds, sup_img, eds[idx], lab, k, grid_shape=g.shape,
+                           step=-(-g.size // g.stride))
 
     def classify(self) -> Result:
         """Classify every chip from the current supports (cached embeddings; no re-encoding).

@@ -11,7 +11,7 @@ from stem_fsl_widgets.classify import (
     temperature,
 )
 from stem_fsl_widgets.errors import NotEnoughSupportsError
-from stem_fsl_widgets.fusion import Scaler, auto_weight, fuse_early, fuse_late
+from stem_fsl_widgets.fusion import Scaler, auto_weight, fuse_early, fuse_late, spatial_coherence
 
 
 def test_prototype_maths_hand_computed_two_class_example():
@@ -97,6 +97,32 @@ def test_auto_weight_ignores_a_modality_without_class_information():
     image = rng.normal(size=(n, 6)) * 0.3 + np.eye(3)[truth3] @ rng.normal(size=(3, 6)) * 2
     sup = np.concatenate([np.flatnonzero(truth3 == c)[:3] for c in range(3)])
     assert auto_weight(image, noise, image[sup], noise[sup], truth3[sup], 3) <= 0.1
+
+
+def test_auto_weight_with_one_support_per_class_reads_the_maps_coherence():
+    # Two regions on a 16 × 16 chip grid (left / right), one support each. The noise
+    # modality's own classifier paints salt and pepper; its confidence alone still scored it.
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(16)[None, :] >= 8, 16, axis=0).ravel().astype(int)
+    informative = rng.normal(size=(256, 6)) + 1.5 * truth[:, None]
+    noise = rng.normal(size=(256, 6))
+    idx = np.array([35, 60])  # one chip in each half
+    lab = truth[idx]
+    assert lab.tolist() == [0, 1]
+    old = auto_weight(informative, noise, informative[idx], noise[idx], lab, 2)
+    w = auto_weight(informative, noise, informative[idx], noise[idx], lab, 2, grid_shape=(16, 16))
+    assert w < 0.1 < old
+    swapped = auto_weight(noise, informative, noise[idx], informative[idx], lab, 2, grid_shape=(16, 16))
+    assert swapped > 0.9
+    assert auto_weight(informative, informative, informative[idx], informative[idx], lab, 2,
+                       grid_shape=(16, 16)) == pytest.approx(0.5)
+    # Chips that overlap agree through shared pixels: compared ``step`` apart, a map smoothed
+    # over neighbours (as overlapping chips' noise would be) is no longer taken for regions.
+    smooth = np.repeat(np.repeat(rng.integers(0, 2, (24, 24)), 2, axis=0), 2, axis=1).ravel()
+    assert spatial_coherence(smooth, (48, 48)) > 0.4
+    assert spatial_coherence(smooth, (48, 48), step=2) < 0.1
+    assert spatial_coherence(truth, (16, 16), step=2) > 0.7
+    assert spatial_coherence(truth[:8], (2, 4)) is None  # too few pairs to tell
 
 
 def test_result_maps_fractions_and_suggestions():
