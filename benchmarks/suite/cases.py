@@ -10,6 +10,7 @@ How each truth is defined is in its builder's docstring and in ``benchmarks/suit
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,12 +27,6 @@ CASES_VERSION = 2
 #: Seed of every case (each builder derives its own stream from it and its name).
 SEED = 20261130
 
-#: The cases drawn from a generator (a new seed makes new instances of them); the others are
-#: fixed images (scikit-image photographs, real microscope files) whatever the seed.
-GENERATED = ("textures3_flat_eds", "textures4_spectra", "haadf_lattices", "fept_particles", "minor_class",
-             "ramp_textures", "thickness_lattice")
-
-_seed = SEED  # the seed of the case being built (see build_case)
 
 
 @dataclass
@@ -124,8 +119,8 @@ class Case:
 
 
 # ---------------------------------------------------------------------- helpers
-def _rng(name: str) -> np.random.Generator:
-    return np.random.default_rng([_seed, sum(map(ord, name))])
+def _rng(name: str, seed: int = SEED) -> np.random.Generator:
+    return np.random.default_rng([seed, sum(map(ord, name))])
 
 
 def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -200,7 +195,7 @@ def _scaled(img: np.ndarray, lo: float = 100.0, spread: float = 20.0) -> np.ndar
 
 
 # ---------------------------------------------------------------------- builders
-def textures3_flat_eds(quick: bool) -> Case:
+def textures3_flat_eds(quick: bool, seed: int = SEED) -> Case:
     """Three photographed textures (brick, grass, gravel); EDS with no class information.
 
     Image: scikit-image's ``brick``, ``grass`` and ``gravel`` photographs, each equalised to
@@ -208,7 +203,7 @@ def textures3_flat_eds(quick: bool) -> Case:
     measured FePt spectrum everywhere (20 counts per EDS pixel, 4× binning, Poisson), so it
     carries no class information. Truth: the Voronoi map itself.
     """
-    rng = _rng("textures3_flat_eds")
+    rng = _rng("textures3_flat_eds", seed)
     n = 256 if quick else 512
     truth = fields.voronoi_regions(rng, (n, n), 7, 3)
     img = _compose([_texture(t, n, rng) for t in ("brick", "grass", "gravel")], truth)
@@ -220,7 +215,7 @@ def textures3_flat_eds(quick: bool) -> Case:
                 truth_rule="Voronoi map used to compose the textures")
 
 
-def textures4_spectra(quick: bool) -> Case:
+def textures4_spectra(quick: bool, seed: int = SEED) -> Case:
     """Four classes, one of them 5-7 % of the area: textures + measured spectra mixed per class.
 
     Image: ``brick``, ``grass``, ``moon`` (Voronoi, 5 cells) and ``gravel`` blobs (the minor
@@ -229,7 +224,7 @@ def textures4_spectra(quick: bool) -> Case:
     and 1.0; 15 counts per EDS pixel, 4× binning, Poisson; mixed over each EDS pixel's
     footprint. Truth: the composition map.
     """
-    rng = _rng("textures4_spectra")
+    rng = _rng("textures4_spectra", seed)
     n = 256 if quick else 512
     truth = fields.voronoi_regions(rng, (n, n), 5, 3, warp=0.05)
     radii = (22, 28) if quick else (45, 55)
@@ -283,7 +278,7 @@ def coins_otsu(quick: bool) -> Case:
                 truth_rule="Otsu threshold of Gaussian(σ=2)-smoothed image, holes filled, objects < 100 px removed")
 
 
-def haadf_lattices(quick: bool) -> Case:
+def haadf_lattices(quick: bool, seed: int = SEED) -> Case:
     """Four crystal projections from ASE structures, HAADF model, 64-px chips.
 
     SrTiO3 [001], La-doped SrTiO3 [001] (30 % La on Sr sites, binomial per column, so the
@@ -292,7 +287,7 @@ def haadf_lattices(quick: bool) -> Case:
     mean pixel, Poisson noise, scan-line jitter. Regions: Voronoi map of 4 cells with seeds
     on a jittered grid. Truth: that map. Chips of 64 px at a stride of 32 px (overlapping).
     """
-    rng = _rng("haadf_lattices")
+    rng = _rng("haadf_lattices", seed)
     n = 256 if quick else 512
     truth = fields.voronoi_regions(rng, (n, n), 4, 4, jittered_grid=True, warp=0.05)
     px = 0.16
@@ -309,7 +304,7 @@ def haadf_lattices(quick: bool) -> Case:
                 "incoherent Z^1.7 columns + Gaussian probe (this suite)", truth_rule="Voronoi map of the phases")
 
 
-def fept_particles(quick: bool) -> Case:
+def fept_particles(quick: bool, seed: int = SEED) -> Case:
     """FePt-like particles (8-25 px across) on amorphous carbon, with real EDS; 64-px chips.
 
     Image: particles with a spherical thickness profile, 3-5× the support's brightness with
@@ -320,7 +315,7 @@ def fept_particles(quick: bool) -> Case:
     Truth: particle where the particle thickness is > 0. Most particles are smaller than a
     chip, so the chip-majority ceiling is well below 1.
     """
-    rng = _rng("fept_particles")
+    rng = _rng("fept_particles", seed)
     n = 256 if quick else 512
     yy, xx = np.mgrid[0:n, 0:n]
     thick = np.zeros((n, n))
@@ -350,14 +345,14 @@ def fept_particles(quick: bool) -> Case:
                 "particle image model (this suite)", truth_rule="particle thickness > 0")
 
 
-def minor_class(quick: bool) -> Case:
+def minor_class(quick: bool, seed: int = SEED) -> Case:
     """A class of ≤ 5 % of the area: brick inclusions in a moon/gravel mosaic.
 
     Textures equalised in mean and std; the two major classes by a Voronoi map of 8 cells;
     the minor class painted as wobbly discs (r 30-40 px) until it covers 3.5-5 % of the
     area. No EDS. Truth: the composition map.
     """
-    rng = _rng("minor_class")
+    rng = _rng("minor_class", seed)
     n = 256 if quick else 512
     truth = fields.voronoi_regions(rng, (n, n), 8, 2)
     radii = (15, 20) if quick else (30, 40)
@@ -367,7 +362,7 @@ def minor_class(quick: bool) -> Case:
                 source="scikit-image data (BSD-3)", truth_rule="composition map")
 
 
-def ramp_textures(quick: bool) -> Case:
+def ramp_textures(quick: bool, seed: int = SEED) -> Case:
     """Two textures (grass, brick) under a strong intensity ramp across the field.
 
     Textures equalised in mean and std, composed by a 6-cell Voronoi map; then the image is
@@ -375,7 +370,7 @@ def ramp_textures(quick: bool) -> Case:
     that rises by 1.5 std, both along a 30° direction: the brightness says where a chip is,
     not what it is. Truth: the composition map.
     """
-    rng = _rng("ramp_textures")
+    rng = _rng("ramp_textures", seed)
     n = 256 if quick else 512
     truth = fields.voronoi_regions(rng, (n, n), 6, 2)
     img = _compose([_texture(t, n, rng) for t in ("grass", "brick")], truth)
@@ -385,7 +380,7 @@ def ramp_textures(quick: bool) -> Case:
                 source="scikit-image data (BSD-3)", truth_rule="composition map")
 
 
-def thickness_lattice(quick: bool) -> Case:
+def thickness_lattice(quick: bool, seed: int = SEED) -> Case:
     """SrTiO3 [001] next to GaAs [110] in a wedge: HAADF ∝ thickness, thickness 0.3→1 exp. ramp.
 
     Both phases rendered at the same thickness (ASE structures, Z^1.7 columns, probe as in
@@ -393,7 +388,7 @@ def thickness_lattice(quick: bool) -> Case:
     profile ``exp(-1.2 (1 - r))`` with r rising 0→1 along 60°, plus 40 e⁻ Poisson noise.
     Truth: the phase map. 64-px chips.
     """
-    rng = _rng("thickness_lattice")
+    rng = _rng("thickness_lattice", seed)
     n = 256 if quick else 512
     truth = fields.voronoi_regions(rng, (n, n), 4, 2, jittered_grid=True, warp=0.05)
     px = 0.16
@@ -475,6 +470,10 @@ BUILDERS: dict[str, Callable[[bool], Case]] = {
               minor_class, ramp_textures, thickness_lattice, real_au, real_mos2)
 }
 
+#: The cases drawn from a generator (their builders take a ``seed``; a new one makes new
+#: instances); the others are fixed images (scikit-image photographs, real microscope files).
+GENERATED = tuple(n for n, f in BUILDERS.items() if "seed" in inspect.signature(f).parameters)
+
 
 def cache_dir() -> Path:
     """Where built cases are cached: ``<data dir>/suite``."""
@@ -490,7 +489,6 @@ def build_case(name: str, quick: bool = False, *, rebuild: bool = False, seed: i
     new region maps, texture crops, particles and noise that the engine was never tuned on.
     The fixed images are the same whatever the seed.
     """
-    global _seed
     if name not in BUILDERS:
         raise KeyError(f"Unknown case {name!r}; known: {', '.join(BUILDERS)}")
     seed = SEED if seed is None else int(seed)
@@ -498,11 +496,7 @@ def build_case(name: str, quick: bool = False, *, rebuild: bool = False, seed: i
     path = cache_dir() / f"{name}{'_quick' if quick else ''}_v{CASES_VERSION}{tag}.npz"
     if path.is_file() and not rebuild:
         return Case.load(path)
-    _seed = seed
-    try:
-        case = BUILDERS[name](quick)
-    finally:
-        _seed = SEED
+    case = BUILDERS[name](quick, seed) if name in GENERATED else BUILDERS[name](quick)
     case.image = np.asarray(case.image, np.float32)
     case.truth = np.asarray(case.truth, np.int64)
     case.save(path)
