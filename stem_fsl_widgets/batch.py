@@ -291,15 +291,17 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
     if eds is not None:
         saved = st.eds_weight
         w = ref.eds_weight if ref.eds_weight is not None else (0.5 if saved == "auto" else float(saved))
-    probs = prototype_probabilities(
+    probs, soft = (prototype_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
-        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric)
+        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric, temperature=t)
+        for t in ("prototypes", "median"))
     if pixel_maps is None:
         pixel_maps = bool(st.pixel_maps)
     return Result(classes=list(ref.classes), colours=list(ref.colours), probabilities=probs,
                   is_support=np.zeros(grid.n_chips, dtype=bool),
                   threshold=float(st.threshold), grid=grid, eds_weight=w, notes=notes,
-                  refiner=pixel_refiner(ref, dataset) if pixel_maps else None)
+                  refiner=pixel_refiner(ref, dataset) if pixel_maps else None,
+                  soft_probabilities=soft)
 
 
 #: Most confident chips per predicted class that stand in for supports in a batch refinement.
@@ -329,9 +331,9 @@ def pixel_refiner(ref: Reference, dataset: Dataset):
         pseudo = np.zeros(result.grid.n_chips, dtype=bool)
         for k in np.unique(result.labels):
             mine = np.flatnonzero(result.labels == k)
-            pseudo[mine[np.argsort(result.entropy[mine], kind="stable")[:PSEUDO_SUPPORTS]]] = True
+            pseudo[mine[np.argsort(result.soft_entropy[mine], kind="stable")[:PSEUDO_SUPPORTS]]] = True
         if np.unique(result.labels).size < 2:  # one class everywhere: nothing to tell apart
-            return _chip_prior(result, pf).astype(np.float32)
+            return _chip_prior(result.at_soft_scale(), pf).astype(np.float32)
         info: dict = {}
         prob = refine_probabilities(pf, replace(result, is_support=pseudo, refiner=None), info=info)
         note = pixel_map_note(info, result.classes)

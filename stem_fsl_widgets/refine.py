@@ -578,7 +578,8 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
     pf : PixelFeatures
         Features of the result's image (see :func:`pixel_features`).
     result : Result
-        The chip classification (its grid, probabilities, entropy and supports).
+        The chip classification (its grid, probabilities, entropy and supports); its
+        :attr:`~.classify.Result.soft_probabilities` where it has them.
     n_per_class : int
         Training pixels drawn per class for each forest.
     confident : float
@@ -633,6 +634,8 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         else ``pf.factor`` times coarser (ceil(H / factor), ceil(W / factor)); rows sum to 1.
         :class:`~.classify.Result` brings label and entropy maps back to full size.
     """
+    # The chip prior, the training chips and the veto were all measured on the softer scale.
+    result = result.at_soft_scale() if hasattr(result, "at_soft_scale") else result
     k = result.n_classes
     info = {} if info is None else info
     info["features"] = "all"

@@ -618,14 +618,16 @@ class Session:
             w = self._auto_weight(idx, lab, k, img, sup_img)
         else:
             w = float(w)
-        probs = prototype_probabilities(
+        probs, soft = (prototype_probabilities(
             img, sup_img, lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
-            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric)
-        if not np.all(np.isfinite(probs)):
+            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric,
+            temperature=t) for t in ("prototypes", "median"))
+        if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(soft))):
             raise InputError("The classification gave non-finite probabilities; the embeddings hold "
                              "NaN or infinite values. Check the image and EDS data for NaN/inf.")
-        probs[idx] = 0.0
-        probs[idx, lab] = 1.0  # supports keep the label the user gave
+        for p in (probs, soft):
+            p[idx] = 0.0
+            p[idx, lab] = 1.0  # supports keep the label the user gave
         is_support = np.zeros(self.n_chips, dtype=bool)
         is_support[idx] = True
         empty = [c for c, n in counts.items() if n == 0]
@@ -635,7 +637,8 @@ class Session:
                       threshold=float(self.settings.threshold), grid=self.grid,
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
-                      features=self.image_embeddings()[1], typicality=self.chip_typicality)
+                      features=self.image_embeddings()[1], typicality=self.chip_typicality,
+                      soft_probabilities=soft)
 
     def chip_typicality(self) -> np.ndarray:
         """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""

@@ -4,8 +4,10 @@ import pytest
 from stem_fsl_widgets.chips import ChipGrid
 from stem_fsl_widgets.classify import (
     Result,
+    prototype_probabilities,
     normalised_entropy,
     predict_log_proba,
+    prototype_temperature,
     prototypes,
     squared_distances,
     temperature,
@@ -35,6 +37,36 @@ def test_temperature_makes_probabilities_scale_free():
     p1 = np.exp(predict_log_proba(squared_distances(emb, protos)))
     p2 = np.exp(predict_log_proba(squared_distances(emb * 7.0, protos * 7.0)))
     np.testing.assert_allclose(p1, p2, atol=1e-9)
+
+
+def test_calibrated_logit_depends_on_where_a_chip_lies_between_prototypes():
+    # One support per class: the prototypes are (0, 0), (3, 0) and (0, 30); the closest pair
+    # is 9 apart (squared), so T = 9 / 4.5 = 2.
+    sup = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 30.0]])
+    lab = np.array([0, 1, 2])
+    chips = np.array([[0.0, 0.0], [1.5, 0.0], [0.75, 0.0], [3.0, 0.0]])
+    p = prototype_probabilities(chips, sup, lab, 3)
+    assert np.log(p[0, 0] / p[0, 1]) == pytest.approx(4.5)  # on a prototype: logit 4.5
+    assert p[1, 0] == pytest.approx(p[1, 1])                 # half-way: even
+    assert np.log(p[2, 0] / p[2, 1]) == pytest.approx(2.25)  # a quarter of the way: half
+    assert p[3, 1] > 0.98 and p[3, 2] < 1e-10
+    # Scale-free, and the same for any embedding size (a copy of each feature).
+    np.testing.assert_allclose(prototype_probabilities(chips * 7.0, sup * 7.0, lab, 3), p, atol=1e-12)
+    np.testing.assert_allclose(prototype_probabilities(np.tile(chips, 5), np.tile(sup, 5), lab, 3), p,
+                               atol=1e-12)
+    # The median scale (the soft probabilities) gives the same classes on another scale.
+    soft = prototype_probabilities(chips, sup, lab, 3, temperature="median")
+    np.testing.assert_array_equal(soft.argmax(1)[[0, 2, 3]], p.argmax(1)[[0, 2, 3]])
+    assert not np.allclose(soft, p)
+    with pytest.raises(ValueError, match="temperature"):
+        prototype_probabilities(chips, sup, lab, 3, temperature="hot")
+
+
+def test_coincident_prototypes_fall_back_to_the_median_scale():
+    sup = np.array([[1.0, 1.0], [1.0, 1.0]])  # two classes labelled on identical chips
+    assert prototype_temperature(squared_distances(sup, sup)) is None
+    p = prototype_probabilities(np.array([[0.0, 0.0], [2.0, 2.0]]), sup, np.array([0, 1]), 2)
+    np.testing.assert_allclose(p, 0.5)
 
 
 def test_entropy_bounds():

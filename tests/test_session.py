@@ -35,6 +35,24 @@ def test_label_classify_two_phase_is_accurate(session, two_phase):
     assert r.is_support[left[0]] and r.probabilities[left[0], 0] == 1.0
 
 
+def test_uncertain_flag_is_not_raised_on_chips_the_map_gets_right(two_phase):
+    # Image only, three supports per class inside each phase: every chip comes out right.
+    img, _, _, truth = two_phase
+    s = sfw.Session(sfw.Dataset(img), chip_size=16, pixel_maps=False)
+    chip_truth = truth[s.grid.boxes[:, 0] + 8, s.grid.boxes[:, 1] + 8]
+    left, right = _left_right(s)
+    s.label_many(left, "fine")
+    r = s.label_many(right, "coarse")
+    free = ~r.is_support
+    assert (r.labels[free] == chip_truth[free]).all()
+    # The median scale leaves most of these chips flagged uncertain (60 % here; 88 % with
+    # the supports of a random draw); the calibrated one flags a few.
+    assert r.uncertain[free].mean() < 0.1 and r.confidence[free].mean() > 0.95
+    assert (r.soft_entropy[free] > r.threshold).mean() > 0.5
+    np.testing.assert_array_equal(r.soft_probabilities.argmax(1), r.labels)
+    assert (r.soft_probabilities[r.is_support].max(1) == 1.0).all()  # supports keep their label
+
+
 def test_click_does_not_reencode(session, monkeypatch):
     left, right = _left_right(session)
     session.label(left[0], "a")

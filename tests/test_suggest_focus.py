@@ -78,7 +78,7 @@ def test_session_results_rank_with_novelty_and_typicality(model):
     label_two(model)
     r = model.session.result
     assert r.features is model.session.image_embeddings()[1]  # no copy per click
-    expected = rank_suggestions(r.entropy, r.is_support, r.grid.n_cols, 3,
+    expected = rank_suggestions(r.soft_entropy, r.is_support, r.grid.n_cols, 3,
                                 novelty=novelty(r.features, r.is_support),
                                 typicality=typicality(r.features))
     np.testing.assert_array_equal(r.suggest(3), expected)
