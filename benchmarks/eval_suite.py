@@ -111,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
           "non-support chips ≥ 90 % one class. See benchmarks/suite/README.md.", "",
           markdown_table(rows, names)]
     if "default" in names:
-        md += ["## The default's uncertain flag", "",
-               "Chip level, non-support chips: wrong = not the chip's true majority class; flagged = "
-               "normalised entropy above the threshold (0.5). A flag that catches most wrong chips while "
-               "flagging few is an honest one.", "", uncertainty_table(rows)]
+        md += ["## The default's probabilities and uncertain flag", "",
+               "Chip level, non-support chips: right = the chip's true majority class; top probability = "
+               "the probability of the class given; calibration error = |top probability − share right| "
+               "in ten bins of the top probability (0 = honest); flagged = normalised entropy above the "
+               "threshold (0.5). Honest probabilities give a mean top probability near the share right; "
+               "a useful flag catches most wrong chips while flagging few.", "", uncertainty_table(rows)]
     (out / f"{stem}.md").write_text("\n".join(md))
     print(f"written to {out / stem}.json and .md")
     return 0

@@ -291,10 +291,9 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
     if eds is not None:
         saved = st.eds_weight
         w = ref.eds_weight if ref.eds_weight is not None else (0.5 if saved == "auto" else float(saved))
-    probs, soft = (prototype_probabilities(
+    probs, soft = prototype_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
-        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric, temperature=t)
-        for t in ("prototypes", "median"))
+        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric, with_soft=True)
     if pixel_maps is None:
         pixel_maps = bool(st.pixel_maps)
     return Result(classes=list(ref.classes), colours=list(ref.colours), probabilities=probs,

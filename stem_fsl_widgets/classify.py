@@ -34,6 +34,7 @@ __all__ = [
     "normalised_entropy",
     "predict_log_proba",
     "prototype_probabilities",
+    "prototype_temperature",
     "prototypes",
     "squared_distances",
     "temperature",
@@ -56,7 +57,8 @@ def prototype_probabilities(
     fusion: str = "early",
     metric: str = "sqeuclidean",
     temperature: str = "prototypes",
-) -> np.ndarray:
+    with_soft: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Class probabilities of chips from support embeddings: prototypes → distances → softmax.
 
     Shared by :meth:`Session.classify` (supports from the same image) and batch mode
@@ -81,28 +83,37 @@ def prototype_probabilities(
         The logit scale: "prototypes" (calibrated, see :func:`.distances.prototype_temperature`)
         or "median", the median nearest-prototype distance: a softer scale, on which
         :attr:`Result.soft_probabilities` are given to the pixel refinement and the suggestions.
+    with_soft : bool
+        Also return the probabilities on the "median" scale (from the same distances).
 
     Returns
     -------
     ndarray, shape (N, n_classes), rows summing to 1
+        With ``with_soft``, a pair: these and the soft ones.
     """
     if temperature not in ("prototypes", "median"):
         raise ValueError(f"temperature must be 'prototypes' or 'median', not {temperature!r}")
     dist = cosine_distances if metric == "cosine" else squared_distances
     sup_idx = np.arange(len(support_lab))
+    scales = (temperature, "median") if with_soft else (temperature,)
 
-    def logp(emb: np.ndarray, sup: np.ndarray) -> np.ndarray:
+    def logp(emb: np.ndarray, sup: np.ndarray) -> list[np.ndarray]:
         protos = prototypes(sup, sup_idx, support_lab, n_classes)
-        t = prototype_temperature(dist(protos, protos)) if temperature == "prototypes" else None
-        return predict_log_proba(dist(emb, protos), t)
+        d = dist(emb, protos)  # once for both scales
+        t_protos = prototype_temperature(dist(protos, protos))
+        return [predict_log_proba(d, t_protos if t == "prototypes" else None) for t in scales]
 
     if eds_emb is None or fusion == "early":
-        lp = logp(fuse_early(image_emb, eds_emb, eds_weight or 0.0),
-                  fuse_early(support_image, support_eds, eds_weight or 0.0))
+        lps = logp(fuse_early(image_emb, eds_emb, eds_weight or 0.0),
+                   fuse_early(support_image, support_eds, eds_weight or 0.0))
     else:
-        lp = fuse_late(logp(image_emb, support_image), logp(eds_emb, support_eds), eds_weight)
-    probs = np.exp(lp)
-    return probs / probs.sum(axis=1, keepdims=True)
+        lps = [fuse_late(a, b, eds_weight)
+               for a, b in zip(logp(image_emb, support_image), logp(eds_emb, support_eds), strict=True)]
+    out = []
+    for lp in lps:
+        probs = np.exp(lp)
+        out.append(probs / probs.sum(axis=1, keepdims=True))
+    return (out[0], out[1]) if with_soft else out[0]
 
 
 @dataclass(eq=False)
@@ -167,7 +178,7 @@ class Result:
         self.confidence = self.probabilities.max(axis=1)
 
     def at_soft_scale(self) -> Result:
-        """This result with :attr:`soft_probabilities` as its probabilities (itself without them).
+        """The same result with :attr:`soft_probabilities` as its probabilities (itself without them).
 
         What :func:`.refine.refine_probabilities` works on.
         """

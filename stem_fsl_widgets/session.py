@@ -618,10 +618,10 @@ class Session:
             w = self._auto_weight(idx, lab, k, img, sup_img)
         else:
             w = float(w)
-        probs, soft = (prototype_probabilities(
+        probs, soft = prototype_probabilities(
             img, sup_img, lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
             eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric,
-            temperature=t) for t in ("prototypes", "median"))
+            with_soft=True)
         if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(soft))):
             raise InputError("The classification gave non-finite probabilities; the embeddings hold "
                              "NaN or infinite values. Check the image and EDS data for NaN/inf.")

@@ -4,9 +4,9 @@ import pytest
 from stem_fsl_widgets.chips import ChipGrid
 from stem_fsl_widgets.classify import (
     Result,
-    prototype_probabilities,
     normalised_entropy,
     predict_log_proba,
+    prototype_probabilities,
     prototype_temperature,
     prototypes,
     squared_distances,

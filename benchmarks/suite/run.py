@@ -174,17 +174,24 @@ class _SessionRunner:
         return np.where(lab >= 0, ids[np.clip(lab, 0, None)], -1)
 
 
-def _flag_record(r, ids: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+def _flag_record(r, ids: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float, float]:
     """How the uncertain flag reads on one draw, over the non-support chips that have a truth.
 
     ``truth``: each chip's true majority class (suite ids, -1 for none; see ``chip_truth``).
     Returns the share of chips whose class is not their true majority class (errors), the
-    share flagged uncertain, and the share of the errors that are flagged (NaN without errors).
+    share flagged uncertain, the share of the errors that are flagged (NaN without errors),
+    the mean top probability, and the expected calibration error (|top probability − share
+    right| in ten bins of the top probability, weighted by the chips in each).
     """
     free = ~r.is_support & (truth >= 0)
     err = (ids[r.labels] != truth)[free]
     flag = r.uncertain[free]
-    return float(err.mean()), float(flag.mean()), float(flag[err].mean()) if err.any() else float("nan")
+    top = r.confidence[free]
+    bins = np.clip((top * 10).astype(int), 0, 9)
+    ece = sum(abs(top[b == bins].mean() - (1.0 - err[b == bins].mean())) * np.mean(b == bins)
+              for b in np.unique(bins))
+    return (float(err.mean()), float(flag.mean()), float(flag[err].mean()) if err.any() else float("nan"),
+            float(top.mean()), float(ece))
 
 
 def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: int = 0) -> dict[str, Any]:
@@ -199,7 +206,8 @@ def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: 
         (mean supports per draw: fewer than k × K when a class has too few pure chips),
         ``chip_error``, ``flagged`` and ``errors_flagged`` (Session methods: mean share of the
         non-support chips that are wrong, that are flagged uncertain, and of the wrong ones
-        that are flagged; see :func:`_flag_record`).
+        that are flagged), ``top_probability`` and ``calibration_error`` (their mean top
+        probability and its expected calibration error; see :func:`_flag_record`).
     """
     grid = grid_for(case)
     sets = draw_support_sets(case, grid, k, draws, seed)
@@ -221,6 +229,8 @@ def evaluate_case(case: Case, method: Method, k: int = 3, draws: int = 5, seed: 
             out["eds_weight"] = float(np.mean(runner.eds_weights))
         flags = np.array(runner.flagged, dtype=float)
         out["chip_error"], out["flagged"] = float(flags[:, 0].mean()), float(flags[:, 1].mean())
+        out["top_probability"] = float(flags[:, 3].mean())
+        out["calibration_error"] = float(flags[:, 4].mean())
         caught = flags[:, 2][np.isfinite(flags[:, 2])]
         out["errors_flagged"] = float(caught.mean()) if caught.size else float("nan")
     return out
@@ -307,19 +317,24 @@ def text_table(rows: list[dict], names: list[str] | None = None) -> str:
 
 
 def uncertainty_table(rows: list[dict], name: str = "default") -> str:
-    """Markdown: how ``name``'s uncertain flag reads on each case, at chip level.
+    """Markdown: how ``name``'s probabilities and uncertain flag read on each case, at chip level.
 
-    Columns: share of the non-support chips that are wrong (not their true majority class),
-    share flagged uncertain, and share of the wrong chips that the flag catches.
+    Columns: share of the non-support chips that are right (their true majority class) and
+    their mean top probability (equal when the probabilities are honest), the expected
+    calibration error, the share flagged uncertain, and the share of the wrong chips that the
+    flag catches.
     """
-    lines = ["| case | k | chips wrong | chips flagged uncertain | wrong chips flagged |",
-             "|---|---|---|---|---|"]
+    lines = ["| case | k | chips right | mean top probability | calibration error | "
+             "chips flagged uncertain | wrong chips flagged |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["methods"].get(name)
         if not m or "flagged" not in m:
             continue
         caught = f"{m['errors_flagged']:.2f}" if np.isfinite(m["errors_flagged"]) else "–"
-        lines.append(f"| {r['case']} | {r['k']} | {m['chip_error']:.2f} | {m['flagged']:.2f} | {caught} |")
+        top = m.get("top_probability", float("nan"))
+        ece = m.get("calibration_error", float("nan"))
+        lines.append(f"| {r['case']} | {r['k']} | {1 - m['chip_error']:.2f} | {top:.2f} | {ece:.3f} | "
+                     f"{m['flagged']:.2f} | {caught} |")
     return "\n".join(lines) + "\n"
 
 
