@@ -294,13 +294,17 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
     probs, soft = prototype_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
         eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric, with_soft=True)
+    image_soft = None
+    if eds is not None and (w or 0.0) > 0.0:
+        image_soft = prototype_probabilities(img, sup, ref.support_lab, len(ref.classes), metric=st.metric,
+                                             temperature="median")
     if pixel_maps is None:
         pixel_maps = bool(st.pixel_maps)
     return Result(classes=list(ref.classes), colours=list(ref.colours), probabilities=probs,
                   is_support=np.zeros(grid.n_chips, dtype=bool),
                   threshold=float(st.threshold), grid=grid, eds_weight=w, notes=notes,
                   refiner=pixel_refiner(ref, dataset) if pixel_maps else None,
-                  soft_probabilities=soft)
+                  soft_probabilities=soft, image_soft_probabilities=image_soft)
 
 
 #: Most confident chips per predicted class that stand in for supports in a batch refinement.

@@ -156,6 +156,11 @@ class Result:
         refinement weighs as its chip prior and what :meth:`suggest` ranks doubt by: both were
         measured better on it (see :func:`.distances.prototype_temperature`). None: the
         ``probabilities`` serve for both.
+    image_soft_probabilities : ndarray, shape (N, K), optional
+        The chips classified from the image alone (soft scale), when the EDS was fused in.
+        Where particles are smaller than a chip, the pixel refinement takes its chip prior from
+        these (see :mod:`.refine`): a chip's spectrum measures how much particle it holds, not
+        its majority.
     """
 
     classes: list[str]
@@ -170,6 +175,7 @@ class Result:
     features: np.ndarray | None = field(default=None, repr=False)
     typicality: Callable[[], np.ndarray] | None = field(default=None, repr=False)
     soft_probabilities: np.ndarray | None = field(default=None, repr=False)
+    image_soft_probabilities: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.labels = np.argmax(self.probabilities, axis=1).astype(np.int64)

@@ -625,9 +625,14 @@ class Session:
         if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(soft))):
             raise InputError("The classification gave non-finite probabilities; the embeddings hold "
                              "NaN or infinite values. Check the image and EDS data for NaN/inf.")
-        for p in (probs, soft):
-            p[idx] = 0.0
-            p[idx, lab] = 1.0  # supports keep the label the user gave
+        image_soft = None
+        if e is not None and (w or 0.0) > 0.0:  # the pixel maps' prior where particles are small
+            image_soft = prototype_probabilities(img, sup_img, lab, k, metric=self.settings.metric,
+                                                 temperature="median")
+        for p in (probs, soft, image_soft):
+            if p is not None:
+                p[idx] = 0.0
+                p[idx, lab] = 1.0  # supports keep the label the user gave
         is_support = np.zeros(self.n_chips, dtype=bool)
         is_support[idx] = True
         empty = [c for c, n in counts.items() if n == 0]
@@ -638,7 +643,7 @@ class Session:
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
                       features=self.image_embeddings()[1], typicality=self.chip_typicality,
-                      soft_probabilities=soft)
+                      soft_probabilities=soft, image_soft_probabilities=image_soft)
 
     def chip_typicality(self) -> np.ndarray:
         """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""

@@ -231,3 +231,16 @@ def test_scripts_get_a_tqdm_bar_and_widgets_a_callback(two_phase, monkeypatch, c
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     sfw.Session(img, chip_size=16).encode()
     assert "encoding image chips" in capsys.readouterr().err
+
+
+def test_the_pixel_maps_image_only_prior_is_the_image_only_classification(two_phase):
+    img, eds, energy, _ = two_phase
+    ds = sfw.Dataset(img, eds=eds, energy_axis=energy, eds_binning=4)
+    fused, image_only = (sfw.Session(ds, chip_size=16, pixel_maps=False, eds_weight=w) for w in ("auto", 0.0))
+    for s in (fused, image_only):
+        left, right = _left_right(s)
+        s.label_many(left, "fine")
+        s.label_many(right, "coarse")
+    r = fused.result
+    assert r.eds_weight > 0 and image_only.result.image_soft_probabilities is None
+    np.testing.assert_allclose(r.image_soft_probabilities, image_only.result.soft_probabilities, atol=1e-12)
