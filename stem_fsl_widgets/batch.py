@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .chips import ChipGrid, chip_spectra
-from .classify import Result, prototype_probabilities
+from .classify import Result, chip_probabilities
 from .colours import normalise_colour
 from .dataset import Dataset
 from .encoders import encode_chips, get_encoder
@@ -291,20 +291,15 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
     if eds is not None:
         saved = st.eds_weight
         w = ref.eds_weight if ref.eds_weight is not None else (0.5 if saved == "auto" else float(saved))
-    probs, soft = prototype_probabilities(
+    arrays = chip_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
-        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric, with_soft=True)
-    image_soft = None
-    if eds is not None and (w or 0.0) > 0.0:
-        image_soft = prototype_probabilities(img, sup, ref.support_lab, len(ref.classes), metric=st.metric,
-                                             temperature="median")
+        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric)
     if pixel_maps is None:
         pixel_maps = bool(st.pixel_maps)
-    return Result(classes=list(ref.classes), colours=list(ref.colours), probabilities=probs,
+    return Result(classes=list(ref.classes), colours=list(ref.colours), **arrays,
                   is_support=np.zeros(grid.n_chips, dtype=bool),
                   threshold=float(st.threshold), grid=grid, eds_weight=w, notes=notes,
-                  refiner=pixel_refiner(ref, dataset) if pixel_maps else None,
-                  soft_probabilities=soft, image_soft_probabilities=image_soft)
+                  refiner=pixel_refiner(ref, dataset) if pixel_maps else None)
 
 
 #: Most confident chips per predicted class that stand in for supports in a batch refinement.

@@ -30,6 +30,7 @@ from .suggest import novelty, rank_suggestions, reason, typicality
 __all__ = [
     "DEFAULT_THRESHOLD",
     "Result",
+    "chip_probabilities",
     "cosine_distances",
     "normalised_entropy",
     "predict_log_proba",
@@ -114,6 +115,39 @@ def prototype_probabilities(
         probs = np.exp(lp)
         out.append(probs / probs.sum(axis=1, keepdims=True))
     return (out[0], out[1]) if with_soft else out[0]
+
+
+def chip_probabilities(
+    image_emb: np.ndarray,
+    support_image: np.ndarray,
+    support_lab: np.ndarray,
+    n_classes: int,
+    *,
+    eds_emb: np.ndarray | None = None,
+    support_eds: np.ndarray | None = None,
+    eds_weight: float = 0.0,
+    fusion: str = "early",
+    metric: str = "sqeuclidean",
+) -> dict[str, np.ndarray | None]:
+    """Every probability array a :class:`Result` holds, from one set of supports.
+
+    Parameters are those of :func:`prototype_probabilities`.
+
+    Returns
+    -------
+    dict
+        ``probabilities`` (calibrated), ``soft_probabilities`` (median scale) and
+        ``image_soft_probabilities`` (the image alone, median scale; None unless the EDS is
+        fused in), ready to pass to :class:`Result`.
+    """
+    probs, soft = prototype_probabilities(
+        image_emb, support_image, support_lab, n_classes, eds_emb=eds_emb, support_eds=support_eds,
+        eds_weight=eds_weight, fusion=fusion, metric=metric, with_soft=True)
+    image_soft = None
+    if eds_emb is not None and eds_weight > 0.0:  # the pixel maps' prior where particles are small
+        image_soft = prototype_probabilities(image_emb, support_image, support_lab, n_classes,
+                                             metric=metric, temperature="median")
+    return {"probabilities": probs, "soft_probabilities": soft, "image_soft_probabilities": image_soft}
 
 
 @dataclass(eq=False)

@@ -24,7 +24,7 @@ from .atomic import atomic_write
 from .chips import ChipGrid, chip_spectra
 from .classify import (
     Result,
-    prototype_probabilities,
+    chip_probabilities,
     require_two_classes,
 )
 from .colours import normalise_colour
@@ -618,18 +618,13 @@ class Session:
             w = self._auto_weight(idx, lab, k, img, sup_img)
         else:
             w = float(w)
-        probs, soft = prototype_probabilities(
+        arrays = chip_probabilities(
             img, sup_img, lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
-            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric,
-            with_soft=True)
-        if not (np.all(np.isfinite(probs)) and np.all(np.isfinite(soft))):
+            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric)
+        if not all(np.all(np.isfinite(a)) for a in arrays.values() if a is not None):
             raise InputError("The classification gave non-finite probabilities; the embeddings hold "
                              "NaN or infinite values. Check the image and EDS data for NaN/inf.")
-        image_soft = None
-        if e is not None and (w or 0.0) > 0.0:  # the pixel maps' prior where particles are small
-            image_soft = prototype_probabilities(img, sup_img, lab, k, metric=self.settings.metric,
-                                                 temperature="median")
-        for p in (probs, soft, image_soft):
+        for p in arrays.values():
             if p is not None:
                 p[idx] = 0.0
                 p[idx, lab] = 1.0  # supports keep the label the user gave
@@ -638,12 +633,11 @@ class Session:
         empty = [c for c, n in counts.items() if n == 0]
         notes = [f"Classes without labels left out: {', '.join(empty)}"] if empty else []
         return Result(classes=classes, colours=[self.classes[c] for c in classes],
-                      probabilities=probs, is_support=is_support,
+                      **arrays, is_support=is_support,
                       threshold=float(self.settings.threshold), grid=self.grid,
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
-                      features=self.image_embeddings()[1], typicality=self.chip_typicality,
-                      soft_probabilities=soft, image_soft_probabilities=image_soft)
+                      features=self.image_embeddings()[1], typicality=self.chip_typicality)
 
     def chip_typicality(self) -> np.ndarray:
         """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""

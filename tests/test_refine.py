@@ -30,16 +30,23 @@ def small_particles_scene(seed: int = 0, size: int = 256):
     return img.astype(np.float32), truth.astype(np.int64), clump
 
 
-def test_isolated_particles_smaller_than_a_chip_are_found_from_clump_supports():
-    # The user's particle chips can only be in the clump (elsewhere no chip is mostly
-    # particle). Forests on all features learn "near the clump is particle" and drop the
-    # isolated particles; where intensity carries the classes, the fine-scale forests win.
-    img, truth, clump = small_particles_scene()
+def clump_supports(img: np.ndarray, truth: np.ndarray):
+    """A session on the scene with three particle supports (the purest, in the clump) and three
+    pure support chips; returns the session, chip labels and purity, and the result."""
     s = sfw.Session(sfw.Dataset(img), chip_size=32, pixel_maps=False)
     labels, purity = chip_truth(truth, s.grid)
     s.label_many(np.argsort(-purity * (labels == 1))[:3], "particle")
     pure_support = np.flatnonzero((labels == 0) & (purity > 0.97))
     r = s.label_many(pure_support[[0, len(pure_support) // 2, -1]], "support")
+    return s, labels, purity, r
+
+
+def test_isolated_particles_smaller_than_a_chip_are_found_from_clump_supports():
+    # The user's particle chips can only be in the clump (elsewhere no chip is mostly
+    # particle). Forests on all features learn "near the clump is particle" and drop the
+    # isolated particles; where intensity carries the classes, the fine-scale forests win.
+    img, truth, clump = small_particles_scene()
+    s, labels, purity, r = clump_supports(img, truth)
     assert r.classes == ["particle", "support"]
     pf = pixel_features(img)
     maps = {}
@@ -161,11 +168,7 @@ def test_where_particles_are_smaller_than_a_chip_the_prior_comes_from_the_image_
     from dataclasses import replace
 
     img, truth, _ = small_particles_scene()
-    s = sfw.Session(sfw.Dataset(img), chip_size=32, pixel_maps=False)
-    labels, purity = chip_truth(truth, s.grid)
-    s.label_many(np.argsort(-purity * (labels == 1))[:3], "particle")
-    pure_support = np.flatnonzero((labels == 0) & (purity > 0.97))
-    r = s.label_many(pure_support[[0, len(pure_support) // 2, -1]], "support")
+    _, labels, purity, r = clump_supports(img, truth)
     fraction = np.where(labels == 1, purity, 1 - purity)
     blurred = np.where((fraction >= 0.2)[:, None], [0.9, 0.1], [0.1, 0.9])
     blurred[r.is_support] = r.probabilities[r.is_support]
