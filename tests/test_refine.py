@@ -64,11 +64,11 @@ def test_isolated_particles_smaller_than_a_chip_are_found_from_clump_supports():
     all_acc = np.mean(maps["all features"][0] == (truth == 1))
     ceiling = np.mean(np.repeat(np.repeat((labels == 1).reshape(s.grid.n_rows, s.grid.n_cols), 32, 0), 32, 1)
                       == (truth == 1))
-    # Measured (seed 0): recall 1.00 against 0.18. Accuracy 0.934 against 0.940: the fine
-    # map grows each particle by a pixel or two (balanced training, sharp edges here), so it
-    # stays below this scene's chip-majority ceiling (0.956); see the README's weak cases.
+    # Measured (seed 0): recall 1.00 against 0.20. Accuracy 0.956 against 0.946, level with
+    # this scene's chip-majority ceiling (0.956); 0.935 before a particle chip's support
+    # pixels were taught as support (the map grew each particle by a pixel or two).
     assert recall > 0.9 and recall_all < 0.5, (recall, recall_all)
-    assert acc > 0.9 and acc > all_acc - 0.02 and ceiling > 0.9, (acc, all_acc, ceiling)
+    assert acc > 0.945 and acc > all_acc - 0.02 and ceiling > 0.9, (acc, all_acc, ceiling)
 
 
 def test_textures_without_an_intensity_cue_keep_all_features():
