@@ -344,6 +344,14 @@ def _typical(pf: PixelFeatures, screen, pix: np.ndarray, lab: np.ndarray,
     return own, own >= proba.max(axis=1) - 1e-9
 
 
+def _smoothed_image(pf: PixelFeatures, sigma: float) -> np.ndarray:
+    """``pf.image`` smoothed by ``sigma`` full-resolution pixels, flat (h·w,); cached."""
+    key = ("smoothed", round(float(sigma), 3))
+    if key not in pf._cache:
+        pf._cache[key] = ndimage.gaussian_filter(pf.image, sigma / pf.factor).ravel()
+    return pf._cache[key]
+
+
 def _intensity_classes(pf: PixelFeatures, result, chips: np.ndarray, sigma: float = 2.0,
                        n_max: int = 20000, seed: int = 0) -> np.ndarray | None:
     """Each feature pixel's class as its smoothed intensity alone says, shape (h·w,).
@@ -361,7 +369,7 @@ def _intensity_classes(pf: PixelFeatures, result, chips: np.ndarray, sigma: floa
     if pf.image is None:
         return None
     h, w = pf.image.shape
-    smooth = ndimage.gaussian_filter(pf.image, sigma / pf.factor).ravel()
+    smooth = _smoothed_image(pf, sigma)
     pix, owner = _chip_pixels(result.grid, chips, pf.factor, (h, w))
     lab = result.labels[owner]
     k = result.n_classes
@@ -392,7 +400,7 @@ def _describes_supports(pf: PixelFeatures, result, pure: np.ndarray, info: dict 
     from scipy.stats import mannwhitneyu
 
     h, w = pf.image.shape
-    smooth = ndimage.gaussian_filter(pf.image, sigma / pf.factor).ravel()
+    smooth = _smoothed_image(pf, sigma)
     pix, owner = _chip_pixels(result.grid, np.flatnonzero(result.is_support), pf.factor, (h, w))
     lab, given = result.labels[owner], pure[pix]
     worst_moved, worst_auc = 0.0, 0.5
@@ -402,9 +410,9 @@ def _describes_supports(pf: PixelFeatures, result, pure: np.ndarray, info: dict 
             continue
         worst_moved = max(worst_moved, float(np.mean(given[own_c] != c)))
         for j in range(result.n_classes):
-            moved = smooth[pix[own_c & (given == j)]] if j != c else np.zeros(0)
+            moved = smooth[pix[own_c & (given == j)]]
             home = smooth[pix[(lab == j) & (given == j)]]
-            if moved.size == 0 or moved.size < 0.05 * own_c.sum() or home.size == 0:
+            if j == c or moved.size == 0 or moved.size < 0.05 * own_c.sum() or home.size == 0:
                 continue
             auc = mannwhitneyu(moved, home, method="asymptotic").statistic / (moved.size * home.size)
             worst_auc = max(worst_auc, auc, 1.0 - auc)
@@ -428,7 +436,8 @@ def _intervals(gm, values: np.ndarray) -> np.ndarray:
         x = np.linspace(mu[a], mu[b], 512)
         da = gm.weights_[a] * np.exp(-0.5 * ((x - mu[a]) / sd[a]) ** 2) / sd[a]
         db = gm.weights_[b] * np.exp(-0.5 * ((x - mu[b]) / sd[b]) ** 2) / sd[b]
-        cuts.append(x[min(int(np.argmax(db >= da)) if (db >= da).any() else x.size - 1, x.size - 1)])
+        crossed = db >= da
+        cuts.append(x[int(np.argmax(crossed)) if crossed.any() else -1])
     return order[np.searchsorted(np.asarray(cuts), values, side="right")]
 
 
@@ -598,7 +607,7 @@ def _support_pixel_separation(pf: PixelFeatures, result, n_max: int = 4000) -> f
     if pf.image is None:
         return 0.5
     h, w = pf.image.shape
-    smooth = ndimage.gaussian_filter(pf.image, 2.0 / pf.factor).ravel()
+    smooth = _smoothed_image(pf, 2.0)
     pix, owner = _chip_pixels(result.grid, np.flatnonzero(result.is_support), pf.factor, (h, w))
     lab = result.labels[owner]
     keep = np.concatenate([np.flatnonzero(lab == c)[:: max(1, int((lab == c).sum()) // n_max)]
