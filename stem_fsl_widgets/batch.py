@@ -69,6 +69,9 @@ class Reference:
     image_support_scaled : ndarray, shape (S, Di), or None
         The supports' features as the session compared them (scaled, view-averaged,
         weighted); None: the scaled ``image_support``.
+    image_support_purity : ndarray, shape (S,), or None
+        Each support's weight in its class prototype (see :func:`.suggest.support_purity`);
+        None (sessions saved before it existed): all 1.
     eds : dict or None
         ``support`` (S, De) raw EDS embeddings, ``mean``/``scale`` of the EDS scaler,
         ``encoder_mean`` and ``components`` of the EDS encoder, ``energy_axis`` (E,) keV.
@@ -94,6 +97,7 @@ class Reference:
     source: str = ""
     image_weights: np.ndarray | None = None
     image_support_scaled: np.ndarray | None = None
+    image_support_purity: np.ndarray | None = None
 
     @classmethod
     def from_session(cls, session) -> Reference:
@@ -143,7 +147,9 @@ class Reference:
                    image_weights=(None if "image_weights" not in arrays
                                   else np.asarray(arrays["image_weights"])),
                    image_support_scaled=(None if "image_support_scaled" not in arrays
-                                         else np.asarray(arrays["image_support_scaled"])))
+                                         else np.asarray(arrays["image_support_scaled"])),
+                   image_support_purity=(None if "image_support_purity" not in arrays
+                                         else np.asarray(arrays["image_support_purity"], dtype=np.float64)))
 
 
 def load_reference(session_path: str | os.PathLike) -> Reference:
@@ -196,6 +202,10 @@ def _check_arrays(arrays: dict, eds: dict | None, n_supports: int, source: str) 
         sup = real("image_support_scaled", arrays.get("image_support_scaled", raw))
         if sup.shape != raw.shape:
             raise bad(f"image_support_scaled has shape {sup.shape}, not {raw.shape}")
+    if "image_support_purity" in arrays:
+        pur = real("image_support_purity", arrays["image_support_purity"])
+        if pur.shape != (n_supports,) or np.any(pur <= 0) or np.any(pur > 1):
+            raise bad(f"image_support_purity has shape {pur.shape} or entries outside (0, 1]")
     if eds is not None:
         sup = real("eds_raw", eds["support"])
         escale = real("eds_scale", eds["scale"])
@@ -293,7 +303,8 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
         w = ref.eds_weight if ref.eds_weight is not None else (0.5 if saved == "auto" else float(saved))
     arrays = chip_probabilities(
         img, sup, ref.support_lab, len(ref.classes), eds_emb=eds, support_eds=sup_eds,
-        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric)
+        eds_weight=w or 0.0, fusion=st.fusion, metric=st.metric,
+        support_weights=ref.image_support_purity)
     if pixel_maps is None:
         pixel_maps = bool(st.pixel_maps)
     return Result(classes=list(ref.classes), colours=list(ref.colours), **arrays,

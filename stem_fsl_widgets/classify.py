@@ -59,6 +59,7 @@ def prototype_probabilities(
     metric: str = "sqeuclidean",
     temperature: str = "prototypes",
     with_soft: bool = False,
+    support_weights: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Class probabilities of chips from support embeddings: prototypes → distances → softmax.
 
@@ -86,6 +87,9 @@ def prototype_probabilities(
         :attr:`Result.soft_probabilities` are given to the pixel refinement and the suggestions.
     with_soft : bool
         Also return the probabilities on the "median" scale (from the same distances).
+    support_weights : ndarray, shape (S,), optional
+        Weight of each support in its class prototype (see :func:`.suggest.support_purity`);
+        None weighs all alike.
 
     Returns
     -------
@@ -99,7 +103,7 @@ def prototype_probabilities(
     scales = (temperature, "median") if with_soft else (temperature,)
 
     def logp(emb: np.ndarray, sup: np.ndarray) -> list[np.ndarray]:
-        protos = prototypes(sup, sup_idx, support_lab, n_classes)
+        protos = prototypes(sup, sup_idx, support_lab, n_classes, support_weights)
         d = dist(emb, protos)  # once for both scales
         t_protos = prototype_temperature(dist(protos, protos))
         return [predict_log_proba(d, t_protos if t == "prototypes" else None) for t in scales]
@@ -128,6 +132,7 @@ def chip_probabilities(
     eds_weight: float = 0.0,
     fusion: str = "early",
     metric: str = "sqeuclidean",
+    support_weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | None]:
     """Every probability array a :class:`Result` holds, from one set of supports.
 
@@ -142,11 +147,13 @@ def chip_probabilities(
     """
     probs, soft = prototype_probabilities(
         image_emb, support_image, support_lab, n_classes, eds_emb=eds_emb, support_eds=support_eds,
-        eds_weight=eds_weight, fusion=fusion, metric=metric, with_soft=True)
+        eds_weight=eds_weight, fusion=fusion, metric=metric, with_soft=True,
+        support_weights=support_weights)
     image_soft = None
     if eds_emb is not None and eds_weight > 0.0:  # the pixel maps' prior where particles are small
         image_soft = prototype_probabilities(image_emb, support_image, support_lab, n_classes,
-                                             metric=metric, temperature="median")
+                                             metric=metric, temperature="median",
+                                             support_weights=support_weights)
     return {"probabilities": probs, "soft_probabilities": soft, "image_soft_probabilities": image_soft}
 
 
@@ -184,6 +191,10 @@ class Result:
         ``typicality() -> (N,)`` array for :meth:`suggest` (see :func:`.suggest.typicality`),
         so a session computes it once per grid instead of once per result. Without one it is
         computed from ``features`` on the first :meth:`suggest`.
+    disagreement : callable, optional
+        ``disagreement(chips) -> (M,)`` how much each chip's class changes as its window
+        shifts (see :func:`.suggest.view_disagreement`), so :meth:`suggest` can put chips
+        inside one phase before boundary chips. None: not used.
     soft_probabilities : ndarray, shape (N, K), optional
         The same classification on the softer median-distance scale
         (``prototype_probabilities(..., temperature="median")``), which is what the pixel
@@ -208,6 +219,7 @@ class Result:
     refiner: Callable[[Result], np.ndarray] | None = field(default=None, repr=False)
     features: np.ndarray | None = field(default=None, repr=False)
     typicality: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    disagreement: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     soft_probabilities: np.ndarray | None = field(default=None, repr=False)
     image_soft_probabilities: np.ndarray | None = field(default=None, repr=False)
 
@@ -345,7 +357,7 @@ class Result:
         return float(self.uncertain.mean())
 
     def suggest(self, n: int = 5) -> np.ndarray:
-        """The ``n`` unlabelled chips best worth a click: uncertain, unlike the supports, typical, spread out.
+        """The ``n`` unlabelled chips best worth a click: uncertain, novel, typical, inside one phase.
 
         See :mod:`stem_fsl_widgets.suggest`.
         """
@@ -353,7 +365,9 @@ class Result:
         # fell from 0.920 / 0.930 to 0.851 / 0.875 at +4 / +8 clicks (random 0.846 / 0.859).
         return rank_suggestions(self.soft_entropy, self.is_support, self.grid.n_cols,
                                 min(int(n), int((~self.is_support).sum())),
-                                novelty=self._novelty, typicality=self._typicality)
+                                novelty=self._novelty, typicality=self._typicality,
+                                disagreement=self.disagreement,
+                                disagreement_weight=1.0 - float(self.eds_weight or 0.0))
 
     @cached_property
     def _novelty(self) -> np.ndarray | None:

@@ -22,9 +22,10 @@ PROTOTYPE_LOGIT = 4.5
 
 
 def prototypes(
-    emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int
+    emb: np.ndarray, support_idx: np.ndarray, support_lab: np.ndarray, n_classes: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mean embedding of each class's supports.
+    """Mean embedding of each class's supports (weighted, when weights are given).
 
     Parameters
     ----------
@@ -34,6 +35,9 @@ def prototypes(
     support_lab : ndarray of int, shape (S,)
         Class index (0..n_classes-1) of each support.
     n_classes : int
+    weights : ndarray, shape (S,), optional
+        Weight of each support in its class's mean (e.g. :func:`.suggest.support_purity`);
+        None weighs all alike.
 
     Returns
     -------
@@ -50,6 +54,9 @@ def prototypes(
     >>> prototypes(emb, np.array([0, 1, 2]), np.array([0, 0, 1]), 2)
     array([[ 1.,  0.],
            [10., 10.]])
+    >>> prototypes(emb, np.array([0, 1, 2]), np.array([0, 0, 1]), 2, weights=np.array([3., 1., 1.]))
+    array([[ 0.5,  0. ],
+           [10. , 10. ]])
     """
     support_idx = np.asarray(support_idx, dtype=np.int64)
     support_lab = np.asarray(support_lab, dtype=np.int64)
@@ -60,9 +67,11 @@ def prototypes(
             f"Class(es) {missing} have no labelled chip; label at least one chip of every class "
             "(or remove the empty class) before classifying."
         )
+    w = np.ones(support_lab.size) if weights is None else np.asarray(weights, dtype=np.float64)
     sums = np.zeros((n_classes, emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, support_lab, emb[support_idx])
-    return sums / counts[:, None]
+    np.add.at(sums, support_lab, w[:, None] * emb[support_idx])
+    totals = np.bincount(support_lab, weights=w, minlength=n_classes)
+    return sums / np.where(totals > 0, totals, 1.0)[:, None]
 
 
 def squared_distances(emb: np.ndarray, protos: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .classify import (
 )
 from .colours import normalise_colour
 from .dataset import Dataset
+from .distances import prototypes, squared_distances
 from .eds import EDSEncoder
 from .encoders import DEFAULT_ENCODER, chip_windows, encode_chips, get_encoder, robust_normalise
 from .errors import ConcurrentWriterError, InputError, SessionFileError, SFWError
@@ -42,7 +43,7 @@ from .refine import (
 )
 from .sessionfile import SCHEMA_VERSION, arrays_path, migrate, read_state, sha256
 from .settings import Settings, as_index, make_grid
-from .suggest import typicality
+from .suggest import support_purity, typicality, view_disagreement
 
 __all__ = ["Session", "SessionEvent", "Settings", "PALETTE", "SCHEMA_VERSION", "EVENT_KINDS"]
 
@@ -83,6 +84,17 @@ class SessionEvent:
     kinds: frozenset
     what: str = ""
     fraction: float = 1.0
+
+
+class SupportMetric(NamedTuple):
+    """The metric a set of supports defines (see :meth:`Session._support_metric`)."""
+
+    weights: np.ndarray      #: (D,) per-feature factors applied to embeddings
+    image: np.ndarray        #: (N, D) every chip's scaled embedding times ``weights``
+    support: np.ndarray      #: (S, D) each support's shifted views, averaged, times ``weights``
+    purity: np.ndarray       #: (S,) each support's weight in its prototype
+    protos: np.ndarray       #: (K, D) unweighted prototypes that the purity is measured against
+    temperature: float       #: median nearest-prototype squared distance of the chips
 
 
 class Session:
@@ -559,21 +571,43 @@ class Session:
                        + [np.stack([cache[int(i)][v] for i in idx]) for v in range(4)])
         return scaler.transform(raw.reshape(-1, raw.shape[-1])).reshape(raw.shape)
 
-    def _support_metric(self, idx: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The metric the supports define: per-feature scale factors, and the supports in it.
+    def _support_metric(self, idx: np.ndarray, lab: np.ndarray) -> SupportMetric:
+        """The metric the supports define, the supports in it, and how pure each support is.
 
         Features are weighted by :func:`fusion.support_feature_weights` (the factors are the
         square roots, applied to embeddings), and each support is the mean of its shifted
-        views (a steadier prototype than one window).
+        views (a steadier prototype than one window). Each support's weight in its prototype
+        is :func:`.suggest.support_purity` of its view disagreement, measured against the
+        unweighted prototypes on the scale of the median nearest-prototype distance.
         """
         views = self.support_views(idx)
-        weights = np.sqrt(support_feature_weights(views, lab, self.image_embeddings()[1])).astype(np.float32)
-        return weights, views.mean(axis=0) * weights
+        emb = self.image_embeddings()[1]
+        weights = np.sqrt(support_feature_weights(views, lab, emb)).astype(np.float32)
+        support = views.mean(axis=0) * weights
+        img = emb * weights
+        k = int(lab.max()) + 1
+        protos = prototypes(support, np.arange(lab.size), lab, k)
+        near = squared_distances(img, protos).min(axis=1)
+        temp = float(np.median(near)) or 1.0
+        purity = support_purity(view_disagreement(views * weights, protos, temp))
+        return SupportMetric(weights, img, support, purity, protos, temp)
 
-    def _support_embeddings(self, idx: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image embeddings of all chips and of the supports in the supports' metric."""
-        weights, support = self._support_metric(idx, lab)
-        return self.image_embeddings()[1] * weights, support
+    def _disagreement(self, metric: SupportMetric) -> Callable[[np.ndarray], np.ndarray]:
+        """``chips -> view disagreement`` in this classification's metric, for the suggestions.
+
+        Encodes the shifted windows of the chips asked about (cached per chip); on another
+        grid or encoder than the classification's it answers zeros (no reordering).
+        """
+        key = (*self._grid_key(), self.settings.encoder)
+
+        def disagreement(chips: np.ndarray) -> np.ndarray:
+            chips = np.asarray(chips, dtype=np.int64)
+            if (*self._grid_key(), self.settings.encoder) != key or chips.size == 0:
+                return np.zeros(chips.size)
+            return view_disagreement(self.support_views(chips) * metric.weights, metric.protos,
+                                     metric.temperature)
+
+        return disagreement
 
     def resolved_eds_weight(self) -> float | None:
         """The EDS weight in use (computed from the supports when "auto"); None without EDS."""
@@ -586,7 +620,8 @@ class Session:
         if len(classes) < 2:
             return DEFAULT_EDS_WEIGHT
         idx, lab = self._supports_arrays(classes)
-        return self._auto_weight(idx, lab, len(classes), *self._support_embeddings(idx, lab))
+        m = self._support_metric(idx, lab)
+        return self._auto_weight(idx, lab, len(classes), m.image, m.support)
 
     def _auto_weight(self, idx: np.ndarray, lab: np.ndarray, k: int, img: np.ndarray,
                      sup_img: np.ndarray) -> float:
@@ -608,7 +643,8 @@ class Session:
         classes = [c for c, n in counts.items() if n > 0]
         k = len(classes)
         idx, lab = self._supports_arrays(classes)
-        img, sup_img = self._support_embeddings(idx, lab)
+        metric = self._support_metric(idx, lab)
+        img, sup_img = metric.image, metric.support
         eds = self.eds_embeddings()
         e = None if eds is None else eds[1]
         w = self.settings.eds_weight
@@ -620,7 +656,8 @@ class Session:
             w = float(w)
         arrays = chip_probabilities(
             img, sup_img, lab, k, eds_emb=e, support_eds=None if e is None else e[idx],
-            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric)
+            eds_weight=w or 0.0, fusion=self.settings.fusion, metric=self.settings.metric,
+            support_weights=metric.purity)
         if not all(np.all(np.isfinite(a)) for a in arrays.values() if a is not None):
             raise InputError("The classification gave non-finite probabilities; the embeddings hold "
                              "NaN or infinite values. Check the image and EDS data for NaN/inf.")
@@ -637,7 +674,8 @@ class Session:
                       threshold=float(self.settings.threshold), grid=self.grid,
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
-                      features=self.image_embeddings()[1], typicality=self.chip_typicality)
+                      features=self.image_embeddings()[1], typicality=self.chip_typicality,
+                      disagreement=self._disagreement(metric))
 
     def chip_typicality(self) -> np.ndarray:
         """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""
@@ -679,7 +717,8 @@ class Session:
 
         With two classes labelled, also the supports' image features exactly as
         :meth:`classify` compares them (``image_support_scaled``: mean of shifted views,
-        weighted) and the per-feature weights (``image_weights``) that new images' chips get.
+        weighted), the per-feature weights (``image_weights``) that new images' chips get, and
+        each support's weight in its prototype (``image_support_purity``).
         """
         idx = np.array(sorted(self.supports), dtype=np.int64)
         raw, scaled, scaler = self.image_embeddings()
@@ -688,8 +727,9 @@ class Session:
         if self.ready:
             classes = [c for c, n in self.support_counts().items() if n > 0]
             sidx, lab = self._supports_arrays(classes)  # sorted by chip, as ``idx``
-            weights, support = self._support_metric(sidx, lab)
-            out.update(image_weights=weights, image_support_scaled=support)
+            m = self._support_metric(sidx, lab)
+            out.update(image_weights=m.weights, image_support_scaled=m.support,
+                       image_support_purity=m.purity)
         eds = self.eds_embeddings()
         if eds is not None:
             eraw, _, escaler, enc = eds

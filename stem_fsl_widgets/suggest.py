@@ -1,4 +1,4 @@
-"""Which chips to label next: uncertain, unlike every labelled chip, typical, spread out.
+"""Which chips to label next: uncertain, unlike every labelled chip, typical, inside one phase, spread out.
 
 A chip's score is its normalised entropy times its *novelty* times its *typicality*:
 
@@ -24,6 +24,17 @@ chip's predicted class; on image + EDS features; alternating picks with and with
 novelty uncapped (chases outliers), favouring chips inside one predicted region, k-centre
 picks, class-balanced picks, uncertainty-weighted coverage gain.
 
+Of the best-scored chips, those inside one phase come first: each candidate's windows shifted
+by a quarter chip are classified too, and a chip whose class changes as its window moves (its
+*view disagreement*, :func:`view_disagreement`) straddles a boundary; its score is multiplied
+by ``min(1, median / disagreement)`` over the candidates, at least 0.7. And a boundary chip
+that is labelled counts less in its prototype (:func:`support_purity`), so one such click no
+longer drags a prototype towards the other phase. Measured on the curves above, new instances
+of the generated cases included (``--case-seed 1-3``): the four lattices of seed 2 went from
+0.900 / 0.857 / 0.882 (random 0.879 / 0.892 / 0.906) to 0.924 / 0.938 / 0.950, the minority
+class of seed 1 from 0.897 / 0.900 / 0.904 (random 0.893 / 0.910 / 0.920) to above random;
+the tuned four-texture case lost about 0.01 (see README).
+
 When several chips are asked for at once, they are picked one at a time and chips within
 two grid steps of an earlier pick are passed over, so five suggestions are not five
 neighbours on one boundary.
@@ -31,9 +42,25 @@ neighbours on one boundary.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-__all__ = ["novelty", "rank_suggestions", "reason", "typicality"]
+__all__ = ["PURE_DISAGREEMENT", "novelty", "rank_suggestions", "reason", "support_purity",
+           "typicality", "view_disagreement"]
+
+#: View disagreement (see :func:`view_disagreement`) up to which a support counts fully in its
+#: prototype. Most chips inside one phase stay below it; on the four-lattice case chips that
+#: are 50-80 % one phase are at 0.07-0.09 (median).
+PURE_DISAGREEMENT = 0.03
+
+#: How many of the best-scored chips :func:`rank_suggestions` checks for view disagreement.
+DISAGREEMENT_CANDIDATES = 24
+
+#: The least a boundary chip's score is multiplied by. Without a floor, a chip that keeps its
+#: windows in doubt is passed over click after click: on a held-out thickness-gradient
+#: instance one such chip stayed wrong (0.936 against 0.950 with the floor).
+DISAGREEMENT_FLOOR = 0.7
 
 
 def novelty(features: np.ndarray, is_support: np.ndarray, cap: float = 1.0,
@@ -131,9 +158,67 @@ def typicality(features: np.ndarray, k: int = 10, max_reference: int = 4096, chu
     return np.minimum(med / np.maximum(knn, 1e-12 * med), 1.0)
 
 
+def view_disagreement(views: np.ndarray, protos: np.ndarray, temperature: float) -> np.ndarray:
+    """How much a chip's class probabilities change as its window shifts: a boundary detector.
+
+    A chip inside one phase keeps its class when the window moves by a quarter chip; a chip
+    that straddles a boundary gains or loses the other phase. Each view is given
+    ``p ∝ exp(-d / T)`` over the squared distances ``d`` to the prototypes, and the chip's
+    disagreement is the mean total-variation distance of its views from their mean.
+
+    Parameters
+    ----------
+    views : ndarray, shape (V, M, D)
+        Embeddings of V windows (the chip and shifted ones) of M chips, in the prototypes' space.
+    protos : ndarray, shape (K, D)
+    temperature : float
+        The distance scale ``T`` (e.g. the median nearest-prototype distance of the chips).
+
+    Returns
+    -------
+    ndarray, shape (M,)
+        In [0, 1): 0 when every view gives the same probabilities.
+
+    Examples
+    --------
+    >>> protos = np.array([[0.0], [4.0]])
+    >>> inside = [[0.0], [0.2], [-0.2]]  # three views of a chip in class 0
+    >>> edge = [[2.0], [0.5], [3.5]]     # a chip whose windows cross into class 1
+    >>> np.round(view_disagreement(np.array([inside, edge]).transpose(1, 0, 2), protos, 2.0), 2)
+    array([0.  , 0.33])
+    """
+    v = np.asarray(views, dtype=np.float64)
+    c = np.asarray(protos, dtype=np.float64)
+    d = (v ** 2).sum(-1)[..., None] - 2.0 * v @ c.T + (c ** 2).sum(-1)
+    lp = -np.clip(d, 0.0, None) / max(float(temperature), 1e-12)
+    lp -= lp.max(axis=-1, keepdims=True)
+    p = np.exp(lp)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.abs(p - p.mean(axis=0)).sum(axis=-1).mean(axis=0) / 2.0
+
+
+def support_purity(disagreement: np.ndarray, pure: float = PURE_DISAGREEMENT) -> np.ndarray:
+    """Weight of each support in its prototype: 1 up to ``pure`` view disagreement, then less.
+
+    A support that straddles a boundary, labelled with its majority class, would pull the
+    prototype towards the other phase; it counts ``pure / disagreement`` of a support
+    inside one phase.
+
+    Examples
+    --------
+    >>> support_purity(np.array([0.01, 0.03, 0.12])).tolist()
+    [1.0, 1.0, 0.25]
+    """
+    dis = np.asarray(disagreement, dtype=np.float64)
+    return np.minimum(1.0, pure / np.maximum(dis, 1e-12))
+
+
 def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n: int,
                      spacing: int = 2, novelty: np.ndarray | None = None,
-                     typicality: np.ndarray | None = None) -> np.ndarray:
+                     typicality: np.ndarray | None = None,
+                     disagreement: Callable[[np.ndarray], np.ndarray] | None = None,
+                     candidates: int = DISAGREEMENT_CANDIDATES,
+                     disagreement_weight: float = 1.0) -> np.ndarray:
     """The ``n`` chips to label next, best first: uncertain, novel and typical, spread out.
 
     Parameters
@@ -151,6 +236,16 @@ def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n
         Multiplies the entropy (see :func:`novelty`); None leaves it out.
     typicality : ndarray, shape (N,), optional
         Multiplies the entropy (see :func:`typicality`); None leaves it out.
+    disagreement : callable, optional
+        ``disagreement(chips) -> (M,)`` view disagreement (see :func:`view_disagreement`).
+        With it, the ``max(candidates, 3 n)`` best-scored chips are scored again, times
+        ``min(1, median / disagreement)`` over them (at least :data:`DISAGREEMENT_FLOOR`), and
+        ranked before all others: of the chips worth asking about, those inside one phase
+        first.
+    candidates : int
+    disagreement_weight : float
+        Power of that factor: 1 where the image alone classifies; ``1 - w`` where the EDS
+        carries weight ``w`` (the shifted views are image views).
 
     Returns
     -------
@@ -171,6 +266,14 @@ def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n
     score = np.where(free, score, -np.inf)
     order = np.argsort(-score, kind="stable")
     order = order[np.isfinite(score[order])]
+    if disagreement is not None and order.size:
+        top = order[: max(int(candidates), 3 * int(n))]
+        dis = np.nan_to_num(np.asarray(disagreement(top), dtype=np.float64), nan=0.0)
+        ref = float(np.median(dis))
+        factor = np.minimum(1.0, ref / np.maximum(dis, 1e-12)) if ref > 0 else np.ones(top.size)
+        factor = np.maximum(factor, DISAGREEMENT_FLOOR) ** float(disagreement_weight)
+        again = top[np.argsort(-(score[top] * factor), kind="stable")]
+        order = np.concatenate([again, order[top.size:]])
     rows, cols = np.divmod(order, n_cols)
     picked: list[int] = []
     near = np.zeros(order.size, bool)

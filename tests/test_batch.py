@@ -62,6 +62,23 @@ def test_reference_reproduces_the_session_on_its_own_image(saved):
     assert not r.is_support.any() and r.eds_weight == pytest.approx(s.result.eds_weight)
 
 
+def test_support_weights_travel_with_the_reference(tmp_path):
+    """A support across a boundary counts less, in the session and in batch alike."""
+    s = sfw.Session(scene(1, cut=52), chip_size=16)
+    s.label(int(s.grid.chip_at(10, 10)), "fine")
+    s.label(int(s.grid.chip_at(10, 80)), "coarse")
+    odd = int(s.grid.chip_at(40, 56))  # x 48-64: a quarter fine, three quarters coarse
+    s.label(odd, "coarse")
+    s.save(tmp_path / "s.json", arrays=True)
+    ref = batch.load_reference(tmp_path / "s.json")
+    w = dict(zip(sorted(s.supports), ref.image_support_purity.tolist(), strict=True))
+    assert w[odd] == pytest.approx(0.59, abs=0.05)  # measured 0.42-0.62 along the boundary
+    assert sorted(w.values())[1:] == [1.0, 1.0]
+    r = batch.segment_dataset(ref, s.dataset)
+    free = ~s.result.is_support
+    np.testing.assert_allclose(r.probabilities[free], s.result.probabilities[free], atol=1e-6)
+
+
 def test_new_images_are_segmented_with_the_saved_prototypes(saved):
     s, path = saved
     ref = batch.load_reference(path)

@@ -476,6 +476,11 @@ def reference_negative_feature_weights(tmp_path, mp):
     return reference(tmp_path, lambda a: a["image_weights"].__setitem__(0, -1.0))
 
 
+@case(SessionFileError, r"image_support_purity has shape \(2,\) or entries outside \(0, 1\]")
+def reference_zero_support_purity(tmp_path, mp):
+    return reference(tmp_path, lambda a: a["image_support_purity"].__setitem__(0, 0.0))
+
+
 @case(SessionFileError, r"s\.json: eds_weight must be a number in \[0, 1\]; got nan")
 def reference_eds_weight_nan(tmp_path, mp):
     return reference(tmp_path, edit_state=lambda st: st["settings"].update(eds_weight=float("nan")))

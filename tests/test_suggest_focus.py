@@ -8,7 +8,14 @@ import pytest
 
 import stem_fsl_widgets as sfw
 from stem_fsl_widgets.evaluate import chip_truth
-from stem_fsl_widgets.suggest import novelty, rank_suggestions, typicality
+from stem_fsl_widgets.suggest import (
+    PURE_DISAGREEMENT,
+    novelty,
+    rank_suggestions,
+    support_purity,
+    typicality,
+    view_disagreement,
+)
 from stem_fsl_widgets.viewmodel import AppModel
 from stem_fsl_widgets.viewmodel.drawing import focus_window
 
@@ -80,8 +87,68 @@ def test_session_results_rank_with_novelty_and_typicality(model):
     assert r.features is model.session.image_embeddings()[1]  # no copy per click
     expected = rank_suggestions(r.soft_entropy, r.is_support, r.grid.n_cols, 3,
                                 novelty=novelty(r.features, r.is_support),
-                                typicality=typicality(r.features))
+                                typicality=typicality(r.features), disagreement=r.disagreement,
+                                disagreement_weight=1.0 - r.eds_weight)
+    assert 0.0 < r.eds_weight < 1.0  # the EDS tempers the view check
     np.testing.assert_array_equal(r.suggest(3), expected)
+
+
+def test_boundary_chips_disagree_across_shifted_views_and_count_less_as_supports(two_phase):
+    img, _, _, truth = two_phase
+    s = sfw.Session(sfw.Dataset(img), chip_size=32, stride=16)  # a column straddles x = 64
+    s.add_class("fine")
+    s.add_class("coarse")
+    _, purity = chip_truth(truth, s.grid)
+    s.label(0, "fine")
+    s.label(s.grid.n_cols - 1, "coarse")
+    dis = s.result.disagreement(np.arange(s.n_chips))
+    pure, mixed = dis[purity == 1.0], dis[purity < 0.8]
+    assert pure.size == 42 and mixed.size == 7
+    # measured: pure median 0.021, boundary chips 0.068-0.08
+    assert np.median(pure) < PURE_DISAGREEMENT < mixed.min()
+    assert np.median(mixed) > 3 * np.median(pure)
+    # Labelled, a boundary chip counts less in its prototype than the chips inside one phase.
+    edge = int(np.flatnonzero(purity < 0.8)[0])
+    s.label(edge, "fine")
+    idx, lab = s._supports_arrays(["fine", "coarse"])
+    w = dict(zip(idx.tolist(), s._support_metric(idx, lab).purity.tolist(), strict=True))
+    assert w[0] == w[s.grid.n_cols - 1] == 1.0 and w[edge] < 0.8  # measured 0.72
+
+
+def test_view_disagreement_and_support_purity_by_hand():
+    protos = np.array([[0.0, 0.0], [4.0, 0.0]])
+    views = np.array([[[0.0, 0.0], [2.0, 0.0]],     # view 0 of chip a (inside) and chip b (edge)
+                      [[0.1, 0.0], [0.0, 0.0]],
+                      [[0.0, 0.1], [4.0, 0.0]]])
+    dis = view_disagreement(views, protos, 1.0)
+    assert dis[0] < 1e-3 and 0.3 < dis[1] < 0.35  # p = (0.5, 0.5), (1, 0), (0, 1): 1/3
+    np.testing.assert_allclose(support_purity(np.array([0.0, 0.03, 0.06, 0.3])), [1, 1, 0.5, 0.1])
+
+
+def test_of_the_chips_worth_a_click_those_inside_one_phase_come_first():
+    ent = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.1])
+    asked = []
+
+    def disagreement(chips):
+        asked.append(np.asarray(chips).tolist())
+        return np.array([0.3, 0.01, 0.02, 0.05, 0.01, 0.0])[chips]
+
+    free = np.zeros(6, bool)
+    # One asked for: the best four are checked; over their median 0.035 chip 0 would keep 0.12
+    # of its score, but keeps the floor of 0.7: 0.63 < chip 1's 0.8.
+    got = rank_suggestions(ent, free, 6, 1, spacing=0, disagreement=disagreement, candidates=4)
+    assert asked == [[0, 1, 2, 3]] and got.tolist() == [1]
+    # Three asked for: 3 × 3 candidates, all six; median 0.015: 0.63, 0.8, 0.53, 0.42, 0.5, 0.1.
+    asked.clear()
+    got = rank_suggestions(ent, free, 6, 3, spacing=0, disagreement=disagreement, candidates=4)
+    assert asked == [[0, 1, 2, 3, 4, 5]] and got.tolist() == [1, 0, 2]
+    # Where the EDS carries half the weight, the factor is its square root: 0.74, 0.8, 0.61, ...
+    got = rank_suggestions(ent, free, 6, 3, spacing=0, disagreement=disagreement, candidates=4,
+                           disagreement_weight=0.5)
+    assert got.tolist() == [1, 0, 2]
+    got = rank_suggestions(ent, free, 6, 2, spacing=0, disagreement=disagreement, candidates=2,
+                           disagreement_weight=0.0)
+    assert got.tolist() == [0, 1]  # weight 0: the plain order
 
 
 def test_focus_window_centres_and_stays_inside():
