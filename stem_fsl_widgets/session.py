@@ -29,7 +29,7 @@ from .classify import (
 )
 from .colours import normalise_colour
 from .dataset import Dataset
-from .distances import prototypes, squared_distances
+from .distances import prototypes, squared_distances, temperature
 from .eds import EDSEncoder
 from .encoders import DEFAULT_ENCODER, chip_windows, encode_chips, get_encoder, robust_normalise
 from .errors import ConcurrentWriterError, InputError, SessionFileError, SFWError
@@ -587,8 +587,7 @@ class Session:
         img = emb * weights
         k = int(lab.max()) + 1
         protos = prototypes(support, np.arange(lab.size), lab, k)
-        near = squared_distances(img, protos).min(axis=1)
-        temp = float(np.median(near)) or 1.0
+        temp = temperature(squared_distances(img, protos))
         purity = support_purity(view_disagreement(views * weights, protos, temp))
         return SupportMetric(weights, img, support, purity, protos, temp)
 

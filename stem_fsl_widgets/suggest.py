@@ -46,6 +46,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .distances import predict_log_proba, squared_distances
+
 __all__ = ["PURE_DISAGREEMENT", "novelty", "rank_suggestions", "reason", "support_purity",
            "typicality", "view_disagreement"]
 
@@ -188,12 +190,8 @@ def view_disagreement(views: np.ndarray, protos: np.ndarray, temperature: float)
     array([0.  , 0.33])
     """
     v = np.asarray(views, dtype=np.float64)
-    c = np.asarray(protos, dtype=np.float64)
-    d = (v ** 2).sum(-1)[..., None] - 2.0 * v @ c.T + (c ** 2).sum(-1)
-    lp = -np.clip(d, 0.0, None) / max(float(temperature), 1e-12)
-    lp -= lp.max(axis=-1, keepdims=True)
-    p = np.exp(lp)
-    p /= p.sum(axis=-1, keepdims=True)
+    d = squared_distances(v.reshape(-1, v.shape[-1]), protos)
+    p = np.exp(predict_log_proba(d, max(float(temperature), 1e-12))).reshape(*v.shape[:2], -1)
     return np.abs(p - p.mean(axis=0)).sum(axis=-1).mean(axis=0) / 2.0
 
 
