@@ -202,6 +202,13 @@ def test_pixel_map_says_when_it_falls_back_to_the_chips():
     assert "b is told apart 82 %" in part and "lean on the chips" in part
     assert "cannot separate" in pixel_map_note({"diag": [0.6, 0.7], "weight": 0.0}, ["a", "b"])
     assert pixel_map_note({}, ["a", "b"]) == ""  # no calibration ran: nothing to say
+    near = {"diag": [0.94, 0.96], "weight": 0.0, "boundary_disagreement": 0.36, "boundary_kept": 0.0}
+    assert pixel_map_note(near, ["a", "b"]) == ("Pixel map: next to the boundaries the pixel features "
+                                                "contradict the chips on 36 % of the pixels, so the map "
+                                                "follows the chips")
+    assert "leans on" in pixel_map_note({**near, "weight": 0.9, "boundary_kept": 0.5}, ["a", "b"])
+    kept = pixel_map_note({**near, "weight": 2.0, "boundary_kept": 1.0, "diag": [0.97, 0.99]}, ["a", "b"])
+    assert kept == ""  # the check passed: nothing to say
     # One texture everywhere, two classes given at random: the map still comes, and says why
     # it is only the chip map.
     rng = np.random.default_rng(0)
