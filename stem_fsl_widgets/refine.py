@@ -75,7 +75,7 @@ fold. FePt 0.910 → 0.949 (new instances 0.90-0.92 → 0.96-0.97), coins 0.925 
 0.975 → 0.977; real Au and MoS2 are refused by the checks and unchanged.
 
 Where intensity does not carry the classes (textures, lattices), the forests are checked once
-more where the chips are weakest: the *boundary band*, pixels whose chip prior is 0.7-0.9 sure
+more where they are weakest: the *boundary band*, pixels whose chip prior is 0.7-0.9 sure
 (near a boundary, on the side the chips agree on; the prior errs on ≤ 3 % of it on every
 texture case of the suite). The out-of-fold test reads whole chips, mostly inside one phase, and
 cannot see a forest whose features straddle two lattices: next to the boundaries it contradicted
