@@ -970,7 +970,7 @@ def refine_probabilities(pf: PixelFeatures, result, *, n_per_class: int = 5000,
         # forest can still be wrong in blobs where its features straddle two phases. Next to
         # a boundary, where the chips are sure but not certain, they are right (≤ 3 % error
         # on every texture case of the suite): the pixels are trusted as far as they agree
-        # with them there. Lattices under a thickness gradient: 18-45 % disagreement, the
+        # with them there. Lattices under a thickness gradient: 14-45 % disagreement, the
         # pixel map 0.04 below the chips'; textures, ramp, minority class: ≤ 9 %.
         near = _boundary_disagreement(p_pix, prior)
         if near is not None:

@@ -90,10 +90,8 @@ def test_textures_without_an_intensity_cue_keep_all_features():
     assert np.mean(lab == np.where(xx < 96, "stripes", "noise")) > 0.95
 
 
-def suite_draw(name: str, draws: int, draw: int, k: int = 1, case_seed: int | None = None):
+def suite_draw(name: str, draws: int, draw: int, k: int = 1):
     """A suite case with ``k`` supports per class (the suite's draw ``draw`` of ``draws``).
-
-    ``case_seed`` builds a held-out instance of a generated case.
 
     Returns the case, the chip Result (pixel maps off) and the suite class id of each of the
     result's classes.
@@ -105,7 +103,7 @@ def suite_draw(name: str, draws: int, draw: int, k: int = 1, case_seed: int | No
     from benchmarks.suite import cases as suite_cases
     from benchmarks.suite.run import draw_support_sets, grid_for
 
-    case = suite_cases.build_case(name, seed=case_seed)
+    case = suite_cases.build_case(name)
     sup = draw_support_sets(case, grid_for(case), k, draws, seed=0)[draw]
     s = sfw.Session(case.dataset(), chip_size=case.chip_size, pixel_maps=False)
     for chip, c in sup.items():
