@@ -11,7 +11,8 @@ browser painting. Encoding happens once before the clicks and is reported separa
 Each click labels a random chip with its ground-truth class, so the support set grows as a
 user's would. The same clicks are then replayed on a copy of the session without views, to
 split the time into backend and widgets. Prints a table and writes
-``benchmarks/results/clicks.json``. Target: p95 ≤ 100 ms per click on 2 cores.
+``benchmarks/results/clicks.json``. Targets: p95 ≤ 100 ms per click on 2 cores, and a median of
+50 ms or less at 4,096 chips.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from stem_fsl_widgets.evaluate import chip_truth  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "clicks.json"
 TARGET_P95_MS = 100.0
+#: The chip overlay after a click, at 4,096 chips (every case of that size, autosave included).
+TARGET_MEDIAN_4096_MS = 50.0
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -80,6 +83,10 @@ def _run_case(name: str, ds: sfw.Dataset, n_clicks: int, *, autosave: bool, seed
         plan = _plan(ds, session, n_clicks, seed)
         backend_copy = session.copy()  # same state, no views: the backend's share
         backend_copy.autosave = None
+        # Its own cache of the supports' shifted windows: a click encodes those of the chip it
+        # labels, and the replay must pay for that as the app's click does.
+        backend_copy._cache = {k: dict(v) if k[:1] == ("views",) else v
+                               for k, v in session._cache.items()}
         click_ms, click_cpu_ms, redrawn = [], [], []
         load_before = os.getloadavg()[0]
         for chip, cls in plan:
@@ -143,10 +150,15 @@ def main(argv: list[str] | None = None) -> dict:
     worst = max(r["click_ms"]["p95"] for r in rows)  # over every case, BLAS default included
     print(f"worst p95 {worst:.1f} ms (target ≤ {TARGET_P95_MS:.0f} ms): "
           f"{'met' if worst <= TARGET_P95_MS else 'NOT met'}")
+    big = [r["click_ms"]["median"] for r in rows if r["n_chips"] >= 4096]
+    if big:
+        print(f"median at 4,096 chips {min(big):.1f}-{max(big):.1f} ms (target ≤ "
+              f"{TARGET_MEDIAN_4096_MS:.0f} ms): {'met' if max(big) <= TARGET_MEDIAN_4096_MS else 'NOT met'}")
     out = {
         "what": "time per simulated click through ChipCanvas.handle_mouse_down/up "
                 "(backend + every view's redraw; no browser transport)",
         "target_p95_ms": TARGET_P95_MS,
+        "target_median_4096_ms": TARGET_MEDIAN_4096_MS,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform(), "numpy": np.__version__},
         "cases": rows,

@@ -61,7 +61,7 @@ class Scaler:
 
 
 def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarray,
-                            shrink: float = 0.3) -> np.ndarray:
+                            shrink: float = 0.3, *, mean_variance: float | None = None) -> np.ndarray:
     """Per-feature weights from how much each feature varies inside the user's classes.
 
     A feature that changes a lot between shifted views of the same support, or between
@@ -79,6 +79,9 @@ def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarr
     emb : ndarray, shape (N, D)
         Scaled embeddings of every chip of the image.
     shrink : float
+    mean_variance : float, optional
+        ``emb``'s per-feature variance averaged over the features, when the caller has it
+        (it depends on the image only, not on the supports; 11 ms a click at 16,384 chips).
 
     Returns
     -------
@@ -101,7 +104,9 @@ def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarr
     np.add.at(sums, lab, x)
     means = sums / np.bincount(lab, minlength=n_cls)[:, None].clip(1)
     var_w = ((x - means[lab]) ** 2).mean(axis=0)
-    var_t = float(np.asarray(emb, dtype=np.float64).var(axis=0).mean()) or 1.0
+    if mean_variance is None:
+        mean_variance = float(np.asarray(emb, dtype=np.float64).var(axis=0).mean())
+    var_t = float(mean_variance) or 1.0
     w = 1.0 / (var_w + shrink * var_t)
     return w / w.mean()
 

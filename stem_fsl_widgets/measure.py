@@ -219,6 +219,11 @@ def _units(pixel_size: float | None, unit: str, shape: tuple[int, int],
     return nm, "nm", "nm²"
 
 
+def _pixels(mask: np.ndarray, weight: np.ndarray | None) -> int:
+    """Pixels under ``mask``: its count, or the summed cell sizes ``weight`` (raveled) under it."""
+    return int(mask.sum()) if weight is None else int(round(float(weight[mask.ravel()].sum())))
+
+
 def _border_mask(label_map: np.ndarray) -> np.ndarray:
     """Pixels on the image edge or next to an unassigned (-1) pixel: a particle there is cut."""
     from scipy.ndimage import binary_dilation
@@ -240,6 +245,7 @@ def measure_labels(
     connectivity: int = 2,
     min_pixels: int = 1,
     exclude_border: bool = False,
+    cell_sizes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Measurements:
     """Areas, area fractions, particle counts and equivalent diameters of each class.
 
@@ -267,6 +273,13 @@ def measure_labels(
         Do not count or size regions touching the image edge or an unassigned pixel: they are
         cut, so their size is underestimated. Leaving them out biases the distribution the
         other way (large particles touch the edge more often); report which you used.
+    cell_sizes : (heights, widths), optional
+        ``label_map`` is given per rectangular cell of a grid, not per pixel: cell ``(i, j)``
+        is ``heights[i] × widths[j]`` pixels (e.g. a chip map,
+        :attr:`Result.chip_label_cells <stem_fsl_widgets.Result.chip_label_cells>`). The
+        figures are those of the pixel map the cells tile, areas, centroids and ``min_pixels``
+        included, but the cost is that of the cells: the chip map of a click is measured in
+        about a millisecond instead of hundreds.
 
     Returns
     -------
@@ -292,9 +305,19 @@ def measure_labels(
     >>> m4 = measure_labels(lab, ["matrix", "particle"], pixel_size=0.5, unit="nm", connectivity=1)
     >>> m4["particle"].diameters.round(3)  # two of 1 nm² each: sqrt(4 · 1 nm² / π)
     array([1.128, 1.128])
+
+    A map given per cell of 2×2 pixels measures as the pixel map those cells tile:
+
+    >>> cells = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1]])
+    >>> two = np.full(3, 2)
+    >>> mc = measure_labels(cells, ["matrix", "particle"], connectivity=1, cell_sizes=(two, two))
+    >>> mc["particle"].particle_pixels.tolist(), mc["particle"].centroids.tolist()
+    ([4, 4], [[2.5, 2.5], [4.5, 4.5]])
+    >>> mp = measure_labels(np.kron(cells, np.ones((2, 2), int)), ["matrix", "particle"], connectivity=1)
+    >>> mp["particle"].particle_pixels.tolist(), mp["particle"].centroids.tolist()
+    ([4, 4], [[2.5, 2.5], [4.5, 4.5]])
     """
     from skimage.measure import label as label_regions
-    from skimage.measure import regionprops
 
     lab = np.asarray(label_map)
     if lab.ndim != 2 or not np.issubdtype(lab.dtype, np.integer) or lab.size == 0:
@@ -307,15 +330,31 @@ def measure_labels(
             f"connectivity must be 1 (edge neighbours) or 2 (edge or corner); got {connectivity!r}.")
     if int(min_pixels) < 1:
         raise InputError(f"min_pixels must be at least 1; got {min_pixels!r}.")
+    if cell_sizes is None:
+        heights, widths = np.ones(lab.shape[0], np.int64), np.ones(lab.shape[1], np.int64)
+    else:
+        heights, widths = (np.asarray(v).astype(np.int64).ravel() for v in cell_sizes)
+        if heights.size != lab.shape[0] or widths.size != lab.shape[1] or (
+                heights.min(initial=1) < 1 or widths.min(initial=1) < 1):
+            raise InputError(
+                f"cell_sizes must give one positive height per row ({lab.shape[0]}) and one "
+                f"positive width per column ({lab.shape[1]}); got {heights.size} and {widths.size}.")
+    shape = (int(heights.sum()), int(widths.sum()))  # in pixels
+    # Each cell's pixel count (None: one pixel each) and the mean row / column of its pixels.
+    weight = None if cell_sizes is None else np.outer(heights, widths).astype(np.float64).ravel()
+    row_c = np.cumsum(heights) - heights - 0.5 + heights / 2.0
+    col_c = np.cumsum(widths) - widths - 0.5 + widths / 2.0
+    row_w = np.repeat(row_c, lab.shape[1]) if weight is None else weight * np.repeat(row_c, lab.shape[1])
+    col_w = np.tile(col_c, lab.shape[0]) if weight is None else weight * np.tile(col_c, lab.shape[0])
     top = int(lab.max())
     names = [str(c) for c in classes] if classes is not None else [f"class {k}" for k in range(top + 1)]
     if top >= len(names):
         raise InputError(f"label_map holds class index {top}, but only {len(names)} class names were given.")
 
     notes: list[str] = []
-    size, length_unit, area_unit = _units(pixel_size, unit, lab.shape, notes)
+    size, length_unit, area_unit = _units(pixel_size, unit, shape, notes)
     pixel_area = 1.0 if size is None else size * size
-    assigned = int((lab >= 0).sum())
+    assigned = _pixels(lab >= 0, weight)
     if assigned == 0:
         notes.append("No pixel is assigned to a class; there is nothing to measure.")
     border = _border_mask(lab) if exclude_border else None
@@ -323,23 +362,31 @@ def measure_labels(
     out = []
     for k, name in enumerate(names):
         mask = lab == k
-        n = int(mask.sum())
         regions_map = label_regions(mask, connectivity=connectivity)
-        regions = regionprops(regions_map) if n else []
-        cut = set(np.unique(regions_map[border]).tolist()) if border is not None else set()
-        keep = [r for r in regions if r.area >= min_pixels and r.label not in cut]
-        px = np.array([int(r.area) for r in keep], dtype=np.int64)
+        n_regions = int(regions_map.max())
+        # Pixels and centroid of every region at once (index 0 is the background).
+        flat = regions_map.ravel()
+        area = np.bincount(flat, weights=weight, minlength=n_regions + 1)
+        rows = np.bincount(flat, weights=row_w, minlength=n_regions + 1)
+        cols = np.bincount(flat, weights=col_w, minlength=n_regions + 1)
+        keep = np.arange(1, n_regions + 1)
+        keep = keep[area[keep] >= min_pixels]
+        if border is not None:
+            keep = keep[~np.isin(keep, regions_map[border])]
+        px = np.rint(area[keep]).astype(np.int64)
+        n = _pixels(mask, weight)
         out.append(ClassMeasurement(
             name=name, pixels=n, area=n * pixel_area,
             area_fraction=n / assigned if assigned else 0.0,
             diameters=np.sqrt(4.0 * px * pixel_area / np.pi),
             particle_pixels=px,
-            centroids=np.array([r.centroid for r in keep], dtype=float).reshape(-1, 2),
-            n_regions=len(regions),
+            centroids=np.stack([rows[keep], cols[keep]], axis=1) / np.maximum(area[keep], 1)[:, None],
+            n_regions=n_regions,
         ))
     return Measurements(classes=out, length_unit=length_unit, area_unit=area_unit, pixel_size=size,
                         pixel_area=pixel_area, connectivity=connectivity, min_pixels=int(min_pixels),
-                        exclude_border=bool(exclude_border), unassigned_pixels=int(lab.size - assigned),
+                        exclude_border=bool(exclude_border),
+                        unassigned_pixels=int(shape[0] * shape[1] - assigned),
                         notes=notes)
 
 

@@ -582,9 +582,14 @@ class Session:
         """
         views = self.support_views(idx)
         emb = self.image_embeddings()[1]
-        weights = np.sqrt(support_feature_weights(views, lab, emb)).astype(np.float32)
+        key = ("mean variance", *self._grid_key(), self.settings.encoder)
+        if key not in self._cache:  # of the image's chips: the same at every click
+            self._cache[key] = float(np.asarray(emb, dtype=np.float64).var(axis=0).mean())
+        weights = np.sqrt(support_feature_weights(views, lab, emb, mean_variance=self._cache[key]))
+        weights = weights.astype(np.float32)
         support = views.mean(axis=0) * weights
-        img = emb * weights
+        # In float64 once: every distance to the prototypes is taken in float64 from it.
+        img = emb * weights.astype(np.float64)
         k = int(lab.max()) + 1
         protos = prototypes(support, np.arange(lab.size), lab, k)
         temp = temperature(squared_distances(img, protos))

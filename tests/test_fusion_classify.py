@@ -4,6 +4,7 @@ import pytest
 from stem_fsl_widgets.chips import ChipGrid
 from stem_fsl_widgets.classify import (
     Result,
+    chip_probabilities,
     normalised_entropy,
     predict_log_proba,
     prototype_probabilities,
@@ -174,3 +175,27 @@ def test_result_maps_fractions_and_suggestions():
     assert r.suggest(1)[0] == 4
     assert 0 not in r.suggest(9)  # a support is never suggested
     assert r.entropy_map.shape == (8, 8) and 0 <= np.nanmin(r.entropy_map)
+
+
+def test_early_fusion_sums_each_modalitys_distances_as_the_concatenation_would():
+    # Chips of two modalities with supports of unequal weight: the shortcut (distances summed
+    # per modality, computed once) must give the probabilities of the concatenated features.
+    rng = np.random.default_rng(5)
+    img, eds = rng.normal(size=(300, 12)), rng.normal(size=(300, 5))
+    idx, lab = np.arange(0, 30, 2), np.arange(15) % 3
+    weights, w = rng.uniform(0.2, 1.0, 15), 0.35
+    out = chip_probabilities(img, img[idx], lab, 3, eds_emb=eds, support_eds=eds[idx],
+                             eds_weight=w, support_weights=weights)
+    fused = fuse_early(img, eds, w)
+    protos = prototypes(fused[idx], np.arange(15), lab, 3, weights)
+    d = squared_distances(fused, protos)
+    t = prototype_temperature(squared_distances(protos, protos))
+    np.testing.assert_allclose(out["probabilities"], np.exp(predict_log_proba(d, t)), atol=1e-12)
+    np.testing.assert_allclose(out["soft_probabilities"], np.exp(predict_log_proba(d)), atol=1e-12)
+    d_img = squared_distances(img, prototypes(img[idx], np.arange(15), lab, 3, weights))
+    np.testing.assert_allclose(out["image_soft_probabilities"], np.exp(predict_log_proba(d_img)),
+                               atol=1e-12)
+    assert 0.2 < out["probabilities"].max(1).mean() < 0.99  # neither flat nor one-hot: a real check
+    same = prototype_probabilities(img, img[idx], lab, 3, eds_emb=eds, support_eds=eds[idx],
+                                   eds_weight=w, support_weights=weights)
+    np.testing.assert_allclose(same, out["probabilities"], atol=1e-12)

@@ -199,3 +199,27 @@ def test_bad_input_says_what_to_do(bad, kwargs, match):
 def test_docstring_examples_run():
     res = doctest.testmod(measure, extraglobs={"np": np}, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted >= 4 and res.failed == 0
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_a_map_given_per_cell_measures_as_the_pixels_it_tiles(connectivity):
+    # Uneven cells, as a grid whose stride is not the chip size makes, with unassigned cells.
+    rng = np.random.default_rng(3)
+    cells = rng.integers(-1, 3, size=(9, 11)).astype(np.int16)
+    cells[cells == -1] = np.where(rng.random((cells == -1).sum()) < 0.3, -1, 0)
+    heights, widths = rng.integers(1, 6, 9), rng.integers(1, 6, 11)
+    pixels = np.repeat(np.repeat(cells, heights, axis=0), widths, axis=1)
+    names = ["matrix", "oxide", "pore"]
+    for kw in ({}, {"min_pixels": 9}, {"exclude_border": True}):
+        a = measure_labels(pixels, names, pixel_size=0.3, unit="nm", connectivity=connectivity, **kw)
+        b = measure_labels(cells, names, pixel_size=0.3, unit="nm", connectivity=connectivity,
+                           cell_sizes=(heights, widths), **kw)
+        np.testing.assert_equal(b.rows(), a.rows())  # NaN sizes of a class without particles too
+        np.testing.assert_equal(b.particle_rows(), a.particle_rows())
+        assert a.unassigned_pixels == b.unassigned_pixels > 0
+        assert sum(c.n_regions for c in b.classes) > 10  # a real test: many regions
+        for ca, cb in zip(a.classes, b.classes, strict=True):
+            np.testing.assert_allclose(ca.centroids, cb.centroids)
+            assert ca.n_regions == cb.n_regions
+    with pytest.raises(InputError, match="one positive height per row"):
+        measure_labels(cells, names, cell_sizes=(heights[:-1], widths))

@@ -12,6 +12,7 @@ import pytest
 
 import stem_fsl_widgets as sfw
 from stem_fsl_widgets.errors import GridError
+from stem_fsl_widgets.measure import measure_labels
 from stem_fsl_widgets.viewmodel import (
     AppModel,
     changed_rows,
@@ -237,6 +238,9 @@ def test_measurements_and_downloads(model):
     r = model.session.result
     assert not r.pixel_maps_ready and any("chip map" in n for n in meas.notes)
     assert meas["fine"].pixels == int((r.chip_label_map == 0).sum())
+    # Measured on the chip map's cells, it is the measurement of the chip map's pixels.
+    full = measure_labels(r.chip_label_map, ["fine", "coarse"], pixel_size=0.5, unit="nm")
+    assert meas.rows() == full.rows() and meas.particle_rows() == full.particle_rows()
     assert model.refine() and r.pixel_maps_ready  # the user's request (or a background job)
     meas = model.measurements()
     lab = r.label_map
@@ -320,9 +324,12 @@ def test_pixel_map_follows_each_click_in_the_background_while_the_pixel_layer_is
     topics = []
     m.watch(topics.append)
     m.set_layers(pixels=True)
-    m.press(4.0, 4.0); m.release()
+    m.press(4.0, 4.0)
+    m.release()
     assert not m.refine_in_background()  # one class: no result yet, nothing to refine
-    m.select_class("class 2"); m.press(60.0, 4.0); m.release()
+    m.select_class("class 2")
+    m.press(60.0, 4.0)
+    m.release()
     assert m.session.result is not None
     assert ran.wait(60)  # the pixel map was computed off the click
     queued.pop()()  # back on the UI thread
