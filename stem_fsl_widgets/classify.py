@@ -174,11 +174,14 @@ def chip_probabilities(
 
 def _split_fusion(eds_emb: np.ndarray | None, eds_weight: float, metric: str) -> bool:
     """Whether early fusion's distances can be summed from each modality's (both weighted in)."""
-    return eds_emb is not None and metric == "sqeuclidean" and 0.0 < float(eds_weight) < 1.0
+    return eds_emb is not None and metric == "sqeuclidean" and 0.0 < float(eds_weight or 0.0) < 1.0
 
 
-def _early_fused_distances(image_emb, support_image, support_lab, n_classes, eds_emb, support_eds,
-                           eds_weight, support_weights):
+def _early_fused_distances(
+    image_emb: np.ndarray, support_image: np.ndarray, support_lab: np.ndarray, n_classes: int,
+    eds_emb: np.ndarray, support_eds: np.ndarray, eds_weight: float,
+    support_weights: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Squared distances of the early-fused embeddings, summed from each modality's.
 
     :func:`.fusion.fuse_early` concatenates ``sqrt(1-w)`` image and ``sqrt(w)`` EDS features,

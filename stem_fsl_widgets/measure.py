@@ -220,8 +220,28 @@ def _units(pixel_size: float | None, unit: str, shape: tuple[int, int],
 
 
 def _pixels(mask: np.ndarray, weight: np.ndarray | None) -> int:
-    """Pixels under ``mask``: its count, or the summed cell sizes ``weight`` (raveled) under it."""
-    return int(mask.sum()) if weight is None else int(round(float(weight[mask.ravel()].sum())))
+    """Pixels under ``mask``: its count, or the summed cell sizes ``weight`` under it."""
+    return int(mask.sum()) if weight is None else int(round(float(weight[mask].sum())))
+
+
+def _region_sums(regions: np.ndarray, n: int, weight: np.ndarray | None, row_c: np.ndarray,
+                 col_c: np.ndarray, block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels, and their summed row and column centres, of regions ``0..n`` (0: background).
+
+    ``weight`` is each element's pixel count (None: 1); ``row_c``/``col_c`` the centre of each
+    row/column in pixels. Summed over blocks of about ``block`` elements, so a large map needs
+    no full-size coordinate arrays.
+    """
+    area, rows, cols = np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1)
+    step = max(1, block // max(regions.shape[1], 1))
+    for a in range(0, regions.shape[0], step):
+        part = regions[a:a + step]
+        flat = part.ravel()
+        w = np.ones(part.shape) if weight is None else weight[a:a + step]
+        area += np.bincount(flat, weights=w.ravel(), minlength=n + 1)
+        rows += np.bincount(flat, weights=(w * row_c[a:a + step, None]).ravel(), minlength=n + 1)
+        cols += np.bincount(flat, weights=(w * col_c[None, :]).ravel(), minlength=n + 1)
+    return area, rows, cols
 
 
 def _border_mask(label_map: np.ndarray) -> np.ndarray:
@@ -341,11 +361,9 @@ def measure_labels(
                 f"positive width per column ({lab.shape[1]}); got {heights.size} and {widths.size}.")
     shape = (int(heights.sum()), int(widths.sum()))  # in pixels
     # Each cell's pixel count (None: one pixel each) and the mean row / column of its pixels.
-    weight = None if cell_sizes is None else np.outer(heights, widths).astype(np.float64).ravel()
+    weight = None if cell_sizes is None else np.outer(heights, widths).astype(np.float64)
     row_c = np.cumsum(heights) - heights - 0.5 + heights / 2.0
     col_c = np.cumsum(widths) - widths - 0.5 + widths / 2.0
-    row_w = np.repeat(row_c, lab.shape[1]) if weight is None else weight * np.repeat(row_c, lab.shape[1])
-    col_w = np.tile(col_c, lab.shape[0]) if weight is None else weight * np.tile(col_c, lab.shape[0])
     top = int(lab.max())
     names = [str(c) for c in classes] if classes is not None else [f"class {k}" for k in range(top + 1)]
     if top >= len(names):
@@ -364,11 +382,7 @@ def measure_labels(
         mask = lab == k
         regions_map = label_regions(mask, connectivity=connectivity)
         n_regions = int(regions_map.max())
-        # Pixels and centroid of every region at once (index 0 is the background).
-        flat = regions_map.ravel()
-        area = np.bincount(flat, weights=weight, minlength=n_regions + 1)
-        rows = np.bincount(flat, weights=row_w, minlength=n_regions + 1)
-        cols = np.bincount(flat, weights=col_w, minlength=n_regions + 1)
+        area, rows, cols = _region_sums(regions_map, n_regions, weight, row_c, col_c)
         keep = np.arange(1, n_regions + 1)
         keep = keep[area[keep] >= min_pixels]
         if border is not None:

@@ -223,3 +223,17 @@ def test_a_map_given_per_cell_measures_as_the_pixels_it_tiles(connectivity):
             assert ca.n_regions == cb.n_regions
     with pytest.raises(InputError, match="one positive height per row"):
         measure_labels(cells, names, cell_sizes=(heights[:-1], widths))
+
+
+def test_region_sums_by_blocks_of_rows_add_up_to_the_whole():
+    # A large map is summed a block of rows at a time; blocks of one row give the same sums.
+    from skimage.measure import label
+
+    regions = label(disc_map() == 1)
+    n = int(regions.max())
+    centres = np.arange(200, dtype=float)
+    whole = measure._region_sums(regions, n, None, centres, centres)
+    rows = measure._region_sums(regions, n, None, centres, centres, block=200)
+    for a, b in zip(whole, rows, strict=True):
+        np.testing.assert_allclose(a, b)
+    assert n == 5 and whole[0][1:].sum() == (regions > 0).sum()
