@@ -110,7 +110,7 @@ def prototype_probabilities(
         protos = prototypes(sup, sup_idx, support_lab, n_classes, support_weights)
         return from_distances(dist(emb, protos), dist(protos, protos))  # once for both scales
 
-    if fusion == "early" and _split_fusion(eds_emb, eds_weight, metric):
+    if _split_fusion(fusion, eds_emb, eds_weight, metric):
         d, proto_d, _ = _early_fused_distances(image_emb, support_image, support_lab, n_classes,
                                                eds_emb, support_eds, eds_weight, support_weights)
         lps = from_distances(d, proto_d)
@@ -120,10 +120,7 @@ def prototype_probabilities(
     else:
         lps = [fuse_late(a, b, eds_weight)
                for a, b in zip(logp(image_emb, support_image), logp(eds_emb, support_eds), strict=True)]
-    out = []
-    for lp in lps:
-        probs = np.exp(lp)
-        out.append(probs / probs.sum(axis=1, keepdims=True))
+    out = [_softmax(lp) for lp in lps]
     return (out[0], out[1]) if with_soft else out[0]
 
 
@@ -151,7 +148,7 @@ def chip_probabilities(
         ``image_soft_probabilities`` (the image alone, median scale; None unless the EDS is
         fused in), ready to pass to :class:`Result`.
     """
-    if fusion == "early" and _split_fusion(eds_emb, eds_weight, metric):
+    if _split_fusion(fusion, eds_emb, eds_weight, metric):
         # The image's distances are part of the fused ones: compute them once, for both.
         d, proto_d, d_image = _early_fused_distances(
             image_emb, support_image, support_lab, n_classes, eds_emb, support_eds, eds_weight,
@@ -172,9 +169,11 @@ def chip_probabilities(
     return {"probabilities": probs, "soft_probabilities": soft, "image_soft_probabilities": image_soft}
 
 
-def _split_fusion(eds_emb: np.ndarray | None, eds_weight: float, metric: str) -> bool:
+def _split_fusion(fusion: str, eds_emb: np.ndarray | None, eds_weight: float | None,
+                  metric: str) -> bool:
     """Whether early fusion's distances can be summed from each modality's (both weighted in)."""
-    return eds_emb is not None and metric == "sqeuclidean" and 0.0 < float(eds_weight or 0.0) < 1.0
+    return (fusion == "early" and eds_emb is not None and metric == "sqeuclidean"
+            and 0.0 < float(eds_weight or 0.0) < 1.0)
 
 
 def _early_fused_distances(

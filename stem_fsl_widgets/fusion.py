@@ -17,8 +17,8 @@ import numpy as np
 
 from .distances import normalised_entropy, predict_log_proba, prototypes, squared_distances
 
-__all__ = ["DEFAULT_EDS_WEIGHT", "Scaler", "auto_weight", "fuse_early", "fuse_late", "spatial_coherence",
-           "support_feature_weights"]
+__all__ = ["DEFAULT_EDS_WEIGHT", "Scaler", "auto_weight", "fuse_early", "fuse_late", "mean_feature_variance",
+           "spatial_coherence", "support_feature_weights"]
 
 
 #: The EDS weight used while "auto" has too few supports to decide (fewer than two classes).
@@ -60,6 +60,15 @@ class Scaler:
         return x.astype(np.float32)
 
 
+def mean_feature_variance(emb: np.ndarray) -> float:
+    """Per-feature variance of the chips' embeddings, averaged over the features.
+
+    It depends on the image only, so a session computes it once per grid and passes it to
+    :func:`support_feature_weights` at every click (11 ms a click at 16,384 chips otherwise).
+    """
+    return float(np.asarray(emb, dtype=np.float64).var(axis=0).mean())
+
+
 def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarray,
                             shrink: float = 0.3, *, mean_variance: float | None = None) -> np.ndarray:
     """Per-feature weights from how much each feature varies inside the user's classes.
@@ -80,8 +89,7 @@ def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarr
         Scaled embeddings of every chip of the image.
     shrink : float
     mean_variance : float, optional
-        ``emb``'s per-feature variance averaged over the features, when the caller has it
-        (it depends on the image only, not on the supports; 11 ms a click at 16,384 chips).
+        :func:`mean_feature_variance` of ``emb``, when the caller has it cached.
 
     Returns
     -------
@@ -105,7 +113,7 @@ def support_feature_weights(views: np.ndarray, labels: np.ndarray, emb: np.ndarr
     means = sums / np.bincount(lab, minlength=n_cls)[:, None].clip(1)
     var_w = ((x - means[lab]) ** 2).mean(axis=0)
     if mean_variance is None:
-        mean_variance = float(np.asarray(emb, dtype=np.float64).var(axis=0).mean())
+        mean_variance = mean_feature_variance(emb)
     var_t = float(mean_variance) or 1.0
     w = 1.0 / (var_w + shrink * var_t)
     return w / w.mean()

@@ -33,7 +33,7 @@ from .distances import prototypes, squared_distances, temperature
 from .eds import EDSEncoder
 from .encoders import DEFAULT_ENCODER, chip_windows, encode_chips, get_encoder, robust_normalise
 from .errors import ConcurrentWriterError, InputError, SessionFileError, SFWError
-from .fusion import DEFAULT_EDS_WEIGHT, Scaler, auto_weight, support_feature_weights
+from .fusion import DEFAULT_EDS_WEIGHT, Scaler, auto_weight, mean_feature_variance, support_feature_weights
 from .refine import (
     PixelFeatures,
     eds_pixel_features,
@@ -584,7 +584,7 @@ class Session:
         emb = self.image_embeddings()[1]
         key = ("mean variance", *self._grid_key(), self.settings.encoder)
         if key not in self._cache:  # of the image's chips: the same at every click
-            self._cache[key] = float(np.asarray(emb, dtype=np.float64).var(axis=0).mean())
+            self._cache[key] = mean_feature_variance(emb)
         weights = np.sqrt(support_feature_weights(views, lab, emb, mean_variance=self._cache[key]))
         weights = weights.astype(np.float32)
         support = views.mean(axis=0) * weights
