@@ -285,7 +285,8 @@ def segment_dataset(ref: Reference, dataset: Dataset, *, progress=None,
             notes.append(f"pixel size {dataset.pixel_size:g} {dataset.pixel_unit} differs from the "
                          f"session's {ref.pixel_size:g} by ×{ratio:.2f}: chips see other features; "
                          "resample the image to the session's pixel size for reliable results")
-    raw = encode_chips(dataset.image, grid, get_encoder(st.encoder), progress=progress)
+    # One thread: the batch runs images in parallel already.
+    raw = encode_chips(dataset.image, grid, get_encoder(st.encoder), progress=progress, workers=1)
     if raw.shape[1] != ref.image_support.shape[1]:
         raise SessionFileError(
             f"The session's saved embeddings have {ref.image_support.shape[1]} features but encoder "

@@ -625,14 +625,13 @@ class Session:
             return DEFAULT_EDS_WEIGHT
         idx, lab = self._supports_arrays(classes)
         m = self._support_metric(idx, lab)
-        return self._auto_weight(idx, lab, len(classes), m.image, m.support)
+        return self._auto_weight(idx, lab, len(classes), m)
 
-    def _auto_weight(self, idx: np.ndarray, lab: np.ndarray, k: int, img: np.ndarray,
-                     sup_img: np.ndarray) -> float:
+    def _auto_weight(self, idx: np.ndarray, lab: np.ndarray, k: int, metric: SupportMetric) -> float:
         eds = self.eds_embeddings()[1]
         g = self.grid
-        return auto_weight(img, eds, sup_img, eds[idx], lab, k, grid_shape=g.shape,
-                           step=-(-g.size // g.stride))
+        return auto_weight(metric.image, eds, metric.support, eds[idx], lab, k, grid_shape=g.shape,
+                           step=-(-g.size // g.stride), support_weights=metric.purity)
 
     def classify(self) -> Result:
         """Classify every chip from the current supports (cached embeddings; no re-encoding).
@@ -655,7 +654,7 @@ class Session:
         if e is None:
             w = None
         elif w == "auto":
-            w = self._auto_weight(idx, lab, k, img, sup_img)
+            w = self._auto_weight(idx, lab, k, metric)
         else:
             w = float(w)
         arrays = chip_probabilities(

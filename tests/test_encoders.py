@@ -70,6 +70,22 @@ def test_encode_chips_batches_and_progress():
     assert seen[-1] == 1.0 and len(seen) == 5
 
 
+def test_encode_chips_in_threads_gives_the_same_embeddings():
+    # The default encoder (Fourier features in a context window) encodes batches in threads;
+    # each batch is the same computation, so the numbers are identical, in chip order.
+    img = np.random.default_rng(2).normal(size=(128, 160)).astype(np.float32)
+    img[:, 80:] = lattice((128, 80), 6.0)
+    g = ChipGrid(128, 160, 16)
+    enc = get_encoder("fourier")
+    assert enc.threaded and not RandomCNNEncoder().threaded
+    enc.batch_size = 7  # 80 chips: 12 batches, the last one short
+    one, many = [], []
+    serial = encode_chips(img, g, enc, progress=one.append, workers=1)
+    threaded = encode_chips(img, g, enc, progress=many.append, workers=3)
+    assert np.array_equal(serial, threaded)
+    assert one == many and many == sorted(many) and many[-1] == 1.0 and len(many) == 12
+
+
 def test_cpu_and_cuda_agree_when_a_gpu_exists(chips):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():

@@ -199,3 +199,33 @@ def test_early_fusion_sums_each_modalitys_distances_as_the_concatenation_would()
     same = prototype_probabilities(img, img[idx], lab, 3, eds_emb=eds, support_eds=eds[idx],
                                    eds_weight=w, support_weights=weights)
     np.testing.assert_allclose(same, out["probabilities"], atol=1e-12)
+
+
+def test_auto_weight_survives_one_impure_support():
+    # Left / right regions on a 16 × 16 grid; both modalities separate them, the EDS better.
+    # A third support, labelled left (its majority) but on the boundary, has a summed spectrum
+    # dominated by the right phase (which emits more counts): held out on its own it gives
+    # the EDS a negative margin, and the weight collapsed to 0.
+    rng = np.random.default_rng(2)
+    truth = np.repeat(np.arange(16)[None, :] >= 8, 16, axis=0).ravel().astype(int)
+    image = rng.normal(size=(256, 6)) + 1.2 * truth[:, None]
+    eds = rng.normal(size=(256, 4)) * 0.3 + 2.0 * truth[:, None]
+    eds[7] = 0.3 * eds[6] + 0.7 * eds[8]  # chip 7: on the boundary
+    idx = np.array([35, 60, 7])
+    lab = np.array([0, 1, 0])
+    args = (image, eds, image[idx], eds[idx], lab, 2)
+    one_each = auto_weight(image, eds, image[idx[:2]], eds[idx[:2]], lab[:2], 2, grid_shape=(16, 16))
+    assert one_each > 0.4
+    assert auto_weight(*args) < 0.05  # held out alone: the blend outweighs the class spread
+    pooled = auto_weight(*args, grid_shape=(16, 16))
+    assert 0.25 < pooled < one_each
+    # Its purity (how much it straddles) makes it count less still.
+    purity = np.array([1.0, 1.0, 0.2])
+    weighted = auto_weight(*args, grid_shape=(16, 16), support_weights=purity)
+    assert pooled < weighted <= one_each
+    # Pure supports: the weights change nothing.
+    idx2 = np.array([35, 60, 20, 100])
+    lab2 = truth[idx2]
+    a2 = (image, eds, image[idx2], eds[idx2], lab2, 2)
+    assert auto_weight(*a2, grid_shape=(16, 16), support_weights=np.ones(4)) == pytest.approx(
+        auto_weight(*a2, grid_shape=(16, 16)))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageEncoder", "ContextEncoder", "robust_normalise", "standardise_chips", "pick_device",
-           "encode_chips", "chip_windows"]
+__all__ = ["ImageEncoder", "ContextEncoder", "encode_threads", "robust_normalise", "standardise_chips",
+           "pick_device", "encode_chips", "chip_windows"]
 
 
 def robust_normalise(image: np.ndarray) -> np.ndarray:
@@ -52,6 +54,9 @@ class ImageEncoder(ABC):
     batch_size: int = 256
     #: Side of the window each chip is encoded from, in chip sides (see :class:`ContextEncoder`).
     context: int = 1
+    #: Whether batches may be encoded in parallel threads (numpy/SciPy/scikit-image code that
+    #: releases the GIL). Torch encoders leave it False: torch has its own thread pool.
+    threaded: bool = False
 
     def params(self) -> dict[str, Any]:
         """Parameters that change the embedding (part of the cache key)."""
@@ -115,6 +120,7 @@ class ContextEncoder(ImageEncoder):
             raise ValueError("context must be an integer ≥ 2 (1 = the inner encoder alone)")
         self.inner = inner
         self.context = int(context)
+        self.threaded = bool(getattr(inner, "threaded", False))
         self.name = inner.name
         self.batch_size = max(1, inner.batch_size // self.context)
 
@@ -185,12 +191,26 @@ def _reflect(i: np.ndarray, n: int) -> np.ndarray:
     return np.where(i >= n, period - i, i)
 
 
+def encode_threads() -> int:
+    """Threads :func:`encode_chips` uses by default: the cores this process may use, at most 4.
+
+    At most 4 because the apps run on shared lab servers and JupyterHubs, where one user's
+    image should not take every core.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def encode_chips(
     image: np.ndarray,
     grid,
     encoder: ImageEncoder,
     *,
     progress: Callable[[float], None] | None = None,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Encode every chip of ``image`` on ``grid`` in batches.
 
@@ -201,19 +221,37 @@ def encode_chips(
     grid : ChipGrid
     encoder : ImageEncoder
     progress : callable, optional
-        Called with the fraction done after each batch.
+        Called with the fraction done after each batch (in order, from the calling thread).
+    workers : int, optional
+        Batches encoded at once, in threads, when the encoder allows it
+        (:attr:`ImageEncoder.threaded`); None: :func:`encode_threads`. Each batch is encoded
+        by the same code either way, so the embeddings are the same.
 
     Returns
     -------
     ndarray, shape (grid.n_chips, D), float32
     """
     norm = robust_normalise(image)
-    out = []
     context = int(getattr(encoder, "context", 1))
-    for start in range(0, grid.n_chips, encoder.batch_size):
+    starts = range(0, grid.n_chips, encoder.batch_size)
+
+    def one(start: int) -> np.ndarray:
         idx = np.arange(start, min(start + encoder.batch_size, grid.n_chips))
         batch = grid.extract(norm, idx) if context == 1 else chip_windows(norm, grid, idx, context)
-        out.append(encoder.encode(batch))
-        if progress is not None:
-            progress((idx[-1] + 1) / grid.n_chips)
+        return encoder.encode(batch)
+
+    n = encode_threads() if workers is None else max(1, int(workers))
+    n = min(n, len(starts)) if getattr(encoder, "threaded", False) else 1
+    out = []
+    if n > 1:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="encode") as pool:
+            for start, emb in zip(starts, pool.map(one, starts), strict=True):  # in order
+                out.append(emb)
+                if progress is not None:
+                    progress(min(start + encoder.batch_size, grid.n_chips) / grid.n_chips)
+    else:
+        for start in starts:
+            out.append(one(start))
+            if progress is not None:
+                progress(min(start + encoder.batch_size, grid.n_chips) / grid.n_chips)
     return np.concatenate(out, axis=0)

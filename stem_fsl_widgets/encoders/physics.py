@@ -48,6 +48,7 @@ class FourierEncoder(ImageEncoder):
 
     name = "fourier"
     batch_size = 512
+    threaded = True
 
     def __init__(
         self,
