@@ -6,7 +6,7 @@ majority class (a boundary chip gets its majority, as a user in a hurry would). 
 accuracy of the chip-level map after +0, +4, +8 and +16 clicks, mean over draws; the pixel
 refinement is left out to keep it fast.
 
-    python benchmarks/suggest_curves.py [--quick] [--draws 3] [--cases a,b] [--case-seed N]
+    python benchmarks/suggest_curves.py [--quick] [--draws 5] [--cases a,b] [--case-seed N]
 
 Writes ``benchmarks/results/suggest_curves.{json,md}`` and ``docs/suggest_curves.png``;
 with ``--case-seed N`` (other instances of the generated cases, see
@@ -68,7 +68,7 @@ def curve(case, strategy: str, start: dict[int, int], seed: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--cases", default="")
     ap.add_argument("--case-seed", type=int, default=None,
                     help="other instances of the generated cases (held out: never tuned on)")
