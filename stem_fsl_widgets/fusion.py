@@ -197,14 +197,10 @@ def spatial_coherence(labels: np.ndarray, shape: tuple[int, int], step: int = 1,
     return max(0.0, (float(pairs.mean()) - chance) / (1.0 - chance))
 
 
-def _coherence_weight(image_emb: np.ndarray, eds_emb: np.ndarray, support_image: np.ndarray,
-                      support_eds: np.ndarray, support_lab: np.ndarray, n_classes: int,
-                      grid_shape: tuple[int, int], step: int) -> float | None:
-    """``κ_eds / (κ_image + κ_eds)`` of each modality's own chip map; None when neither is coherent."""
-    s_idx = np.arange(support_lab.size)
-    maps = (np.argmin(squared_distances(e, prototypes(sup, s_idx, support_lab, n_classes)), axis=1)
-            for e, sup in ((image_emb, support_image), (eds_emb, support_eds)))
-    ki, ke = (spatial_coherence(m, grid_shape, step) for m in maps)
+def _coherence_weight(dists: list[np.ndarray], grid_shape: tuple[int, int], step: int) -> float | None:
+    """``κ_eds / (κ_image + κ_eds)`` of each modality's own chip map (from its chip-to-prototype
+    distances, image then EDS); None when neither is coherent."""
+    ki, ke = (spatial_coherence(np.argmin(d, axis=1), grid_shape, step) for d in dists)
     if ki is None or ke is None or ki + ke <= 1e-12:
         return None
     return float(ke / (ki + ke))
@@ -297,14 +293,15 @@ def auto_weight(
     support_lab = np.asarray(support_lab, dtype=np.int64)
     counts = np.bincount(support_lab, minlength=n_classes)
     held = counts[support_lab] >= 2
-    coherence = None if grid_shape is None else _coherence_weight(
-        image_emb, eds_emb, support_image, support_eds, support_lab, n_classes, grid_shape, step)
+    s_idx = np.arange(support_lab.size)
+    # Each modality's own classification of the chips, from unweighted prototypes.
+    dists = [squared_distances(e, prototypes(sup, s_idx, support_lab, n_classes))
+             for e, sup in ((image_emb, support_image), (eds_emb, support_eds))]
+    coherence = None if grid_shape is None else _coherence_weight(dists, grid_shape, step)
     if not held.any():
         if coherence is not None:
             return coherence
-        s_idx = np.arange(support_lab.size)
-        ci, ce = (_confidence(squared_distances(e, prototypes(sup, s_idx, support_lab, n_classes)))
-                  for e, sup in ((image_emb, support_image), (eds_emb, support_eds)))
+        ci, ce = (_confidence(d) for d in dists)
         return DEFAULT_EDS_WEIGHT if ci + ce < 1e-12 else float(ce / (ci + ce))
     u = (np.ones(support_lab.size) if support_weights is None
          else np.clip(np.asarray(support_weights, dtype=np.float64), 0.0, None))

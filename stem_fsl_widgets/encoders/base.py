@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -243,15 +244,10 @@ def encode_chips(
     n = encode_threads() if workers is None else max(1, int(workers))
     n = min(n, len(starts)) if getattr(encoder, "threaded", False) else 1
     out = []
-    if n > 1:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="encode") as pool:
-            for start, emb in zip(starts, pool.map(one, starts), strict=True):  # in order
-                out.append(emb)
-                if progress is not None:
-                    progress(min(start + encoder.batch_size, grid.n_chips) / grid.n_chips)
-    else:
-        for start in starts:
-            out.append(one(start))
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="encode") if n > 1 else nullcontext() as pool:
+        embs = pool.map(one, starts) if pool is not None else map(one, starts)  # both in order
+        for start, emb in zip(starts, embs, strict=True):
+            out.append(emb)
             if progress is not None:
                 progress(min(start + encoder.batch_size, grid.n_chips) / grid.n_chips)
     return np.concatenate(out, axis=0)
