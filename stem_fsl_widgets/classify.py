@@ -250,6 +250,10 @@ class Result:
         ``disagreement(chips) -> (M,)`` how much each chip's class changes as its window
         shifts (see :func:`.suggest.view_disagreement`), so :meth:`suggest` can put chips
         inside one phase before boundary chips. None: not used.
+    impact : callable, optional
+        ``impact(chips) -> (M,)`` how many chips each would change class if labelled (see
+        :func:`.suggest.expected_changes`), so :meth:`suggest` does not pass over a chip whose
+        label would fix a whole region. None: not used.
     soft_probabilities : ndarray, shape (N, K), optional
         The same classification on the softer median-distance scale
         (``prototype_probabilities(..., temperature="median")``), which is what the pixel
@@ -275,6 +279,7 @@ class Result:
     features: np.ndarray | None = field(default=None, repr=False)
     typicality: Callable[[], np.ndarray] | None = field(default=None, repr=False)
     disagreement: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    impact: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     soft_probabilities: np.ndarray | None = field(default=None, repr=False)
     image_soft_probabilities: np.ndarray | None = field(default=None, repr=False)
 
@@ -440,7 +445,8 @@ class Result:
                                 min(int(n), int((~self.is_support).sum())),
                                 novelty=self._novelty, typicality=self._typicality,
                                 disagreement=self.disagreement,
-                                disagreement_weight=1.0 - float(self.eds_weight or 0.0))
+                                disagreement_weight=1.0 - float(self.eds_weight or 0.0),
+                                impact=self.impact)
 
     @cached_property
     def _novelty(self) -> np.ndarray | None:

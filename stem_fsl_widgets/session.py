@@ -43,7 +43,7 @@ from .refine import (
 )
 from .sessionfile import SCHEMA_VERSION, arrays_path, migrate, read_state, sha256
 from .settings import Settings, as_index, make_grid
-from .suggest import support_purity, typicality, view_disagreement
+from .suggest import expected_changes, support_purity, typicality, view_disagreement
 
 __all__ = ["Session", "SessionEvent", "Settings", "PALETTE", "SCHEMA_VERSION", "EVENT_KINDS"]
 
@@ -613,6 +613,33 @@ class Session:
 
         return disagreement
 
+    def _impact(self, metric: SupportMetric, lab: np.ndarray, k: int, eds: np.ndarray | None,
+                idx: np.ndarray, w: float | None, arrays: dict, is_support: np.ndarray,
+                ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``chips -> expected class changes`` if each were labelled, for the suggestions.
+
+        In the classification's own metric (the weighted image embeddings and, fused early,
+        the EDS), each candidate weighted by the purity it would get as a support. None where
+        the distances are not squared Euclidean early-fused ones (cosine or late fusion).
+        """
+        w = float(w or 0.0)
+        if self.settings.metric != "sqeuclidean" or (eds is not None and 0.0 < w < 1.0
+                                                     and self.settings.fusion != "early"):
+            return None
+        mods = [(1.0 - w, metric.image, metric.support)]
+        if eds is not None and w > 0.0:
+            mods.append((w, eds, eds[idx]))
+        probs = arrays["soft_probabilities"]
+        labels = np.argmax(arrays["probabilities"], axis=1)
+        disagreement = self._disagreement(metric)
+
+        def impact(chips: np.ndarray) -> np.ndarray:
+            chips = np.asarray(chips, dtype=np.int64)
+            return expected_changes(mods, lab, metric.purity, k, labels, ~is_support, probs, chips,
+                                    chip_weights=support_purity(disagreement(chips)))
+
+        return impact
+
     def resolved_eds_weight(self) -> float | None:
         """The EDS weight in use (computed from the supports when "auto"); None without EDS."""
         if not self.dataset.has_eds:
@@ -678,7 +705,8 @@ class Session:
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
                       features=self.image_embeddings()[1], typicality=self.chip_typicality,
-                      disagreement=self._disagreement(metric))
+                      disagreement=self._disagreement(metric),
+                      impact=self._impact(metric, lab, k, e, idx, w, arrays, is_support))
 
     def chip_typicality(self) -> np.ndarray:
         """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""

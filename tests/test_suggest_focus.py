@@ -8,8 +8,11 @@ import pytest
 
 import stem_fsl_widgets as sfw
 from stem_fsl_widgets.evaluate import chip_truth
+from stem_fsl_widgets.distances import prototypes, squared_distances
 from stem_fsl_widgets.suggest import (
+    IMPACT_THRESHOLD,
     PURE_DISAGREEMENT,
+    expected_changes,
     novelty,
     rank_suggestions,
     support_purity,
@@ -88,7 +91,8 @@ def test_session_results_rank_with_novelty_and_typicality(model):
     expected = rank_suggestions(r.soft_entropy, r.is_support, r.grid.n_cols, 3,
                                 novelty=novelty(r.features, r.is_support),
                                 typicality=typicality(r.features), disagreement=r.disagreement,
-                                disagreement_weight=1.0 - r.eds_weight)
+                                disagreement_weight=1.0 - r.eds_weight, impact=r.impact)
+    assert r.impact is not None
     assert 0.0 < r.eds_weight < 1.0  # the EDS tempers the view check
     np.testing.assert_array_equal(r.suggest(3), expected)
 
@@ -149,6 +153,53 @@ def test_of_the_chips_worth_a_click_those_inside_one_phase_come_first():
     got = rank_suggestions(ent, free, 6, 2, spacing=0, disagreement=disagreement, candidates=2,
                            disagreement_weight=0.0)
     assert got.tolist() == [0, 1]  # weight 0: the plain order
+
+
+def test_expected_changes_match_relabelling_by_brute_force():
+    rng = np.random.default_rng(3)
+    img, eds = rng.normal(size=(60, 5)), rng.normal(size=(60, 3))
+    sup = np.array([0, 1, 2, 3, 4, 5])
+    lab = np.array([0, 0, 1, 1, 2, 2])
+    u = np.array([1.0, 0.5, 1.0, 1.0, 0.25, 1.0])
+    w = 0.3
+    mods = [(1 - w, img, img[sup]), (w, eds, eds[sup])]
+
+    def classes(s_idx, s_lab, s_u):
+        d = sum(m * squared_distances(e, prototypes(e, s_idx, s_lab, 3, s_u)) for m, e, _ in mods)
+        return d.argmin(axis=1)
+
+    cur = classes(sup, lab, u)
+    free = np.ones(60, bool)
+    free[sup] = False
+    probs = rng.dirichlet(np.ones(3), size=60)
+    chips = np.array([10, 20, 30, 40])
+    cw = np.array([1.0, 0.4, 1.0, 0.7])
+    got = expected_changes(mods, lab, u, 3, cur, free, probs, chips, chip_weights=cw)
+    want = [sum(probs[c, k] * np.sum((classes(np.r_[sup, c], np.r_[lab, k], np.r_[u, wc]) != cur)
+                                     & free) for k in range(3)) for c, wc in zip(chips, cw)]
+    np.testing.assert_allclose(got, want)
+    assert np.ptp(got) > 0.5  # the candidates differ
+
+
+def test_a_chip_whose_label_would_fix_a_region_is_not_passed_over():
+    ent = np.array([0.9, 0.85, 0.8, 0.8, 0.75, 0.7, 0.6, 0.5])
+    typ = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.3, 1.0])  # chip 6: atypical
+    free = np.zeros(8, bool)
+    changes = np.array([2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 30.0, 1.0])
+    asked = []
+
+    def impact(chips):
+        asked.append(np.asarray(chips).tolist())
+        return changes[chips]
+
+    plain = rank_suggestions(ent, free, 8, 1, spacing=0, typicality=typ)
+    assert plain.tolist() == [0]
+    # Median impact 1.5: chip 6 changes 20 times that, 8 times the threshold: 0.18 × 8 > 0.9.
+    got = rank_suggestions(ent, free, 8, 2, spacing=0, typicality=typ, impact=impact)
+    assert asked == [list(range(8))] and got.tolist() == [6, 0]
+    # Impacts within the threshold of the median leave the order alone.
+    changes[6] = IMPACT_THRESHOLD * 1.5
+    assert rank_suggestions(ent, free, 8, 2, spacing=0, typicality=typ, impact=impact).tolist() == [0, 1]
 
 
 def test_focus_window_centres_and_stays_inside():
