@@ -202,6 +202,18 @@ def test_a_chip_whose_label_would_fix_a_region_is_not_passed_over():
     assert rank_suggestions(ent, free, 8, 2, spacing=0, typicality=typ, impact=impact).tolist() == [0, 1]
 
 
+def test_impact_is_measured_only_in_the_metric_it_models(model):
+    label_two(model)
+    s = model.session
+    r = s.result
+    chips = np.flatnonzero(~r.is_support)[:6]
+    changes = r.impact(chips)
+    assert changes.shape == (6,) and np.all(changes >= 0) and np.all(changes <= r.is_support.size)
+    # Cosine distances are not the squared Euclidean ones the closed form moves: no impact.
+    r = s.configure(metric="cosine")
+    assert r.impact is None and r.suggest(2).size == 2
+
+
 def test_focus_window_centres_and_stays_inside():
     assert focus_window((100, 200, 132, 232), (512, 512)) == (152.0, 280.0, 52.0, 180.0)
     assert focus_window((480, 480, 512, 512), (512, 512)) == (384.0, 512.0, 384.0, 512.0)
