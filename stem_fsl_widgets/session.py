@@ -615,11 +615,13 @@ class Session:
 
     def _impact(self, metric: SupportMetric, lab: np.ndarray, k: int, eds: np.ndarray | None,
                 idx: np.ndarray, w: float | None, arrays: dict, is_support: np.ndarray,
+                disagreement: Callable[[np.ndarray], np.ndarray],
                 ) -> Callable[[np.ndarray], np.ndarray] | None:
         """``chips -> expected class changes`` if each were labelled, for the suggestions.
 
         In the classification's own metric (the weighted image embeddings and, fused early,
-        the EDS), each candidate weighted by the purity it would get as a support. None where
+        the EDS), each candidate weighted by the purity its ``disagreement`` (the result's view
+        check, shared so its encodes are cached once) would give it as a support. None where
         the distances are not squared Euclidean early-fused ones (cosine or late fusion).
         """
         w = float(w or 0.0)
@@ -631,7 +633,6 @@ class Session:
             mods.append((w, eds, eds[idx]))
         probs = arrays["soft_probabilities"]
         labels = np.argmax(arrays["probabilities"], axis=1)
-        disagreement = self._disagreement(metric)
 
         def impact(chips: np.ndarray) -> np.ndarray:
             chips = np.asarray(chips, dtype=np.int64)
@@ -697,6 +698,7 @@ class Session:
                 p[idx, lab] = 1.0  # supports keep the label the user gave
         is_support = np.zeros(self.n_chips, dtype=bool)
         is_support[idx] = True
+        disagreement = self._disagreement(metric)
         empty = [c for c, n in counts.items() if n == 0]
         notes = [f"Classes without labels left out: {', '.join(empty)}"] if empty else []
         return Result(classes=classes, colours=[self.classes[c] for c in classes],
@@ -705,8 +707,8 @@ class Session:
                       eds_weight=w, notes=notes,
                       refiner=self._refine if self.settings.pixel_maps else None,
                       features=self.image_embeddings()[1], typicality=self.chip_typicality,
-                      disagreement=self._disagreement(metric),
-                      impact=self._impact(metric, lab, k, e, idx, w, arrays, is_support))
+                      disagreement=disagreement,
+                      impact=self._impact(metric, lab, k, e, idx, w, arrays, is_support, disagreement))
 
     def chip_typicality(self) -> np.ndarray:
         """How typical each chip is among the image's chips (cached; see :func:`.suggest.typicality`)."""

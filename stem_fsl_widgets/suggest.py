@@ -377,11 +377,12 @@ def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n
     score = np.nan_to_num(np.asarray(entropy, dtype=np.float64))
     if novelty is not None:
         score = score * np.nan_to_num(np.asarray(novelty, dtype=np.float64))
+    doubt = np.where(free, score, -np.inf)  # uncertain and novel, typical or not
     if typicality is not None:
         score = score * np.nan_to_num(np.asarray(typicality, dtype=np.float64))
     score = np.where(free, score, -np.inf)
     if impact is not None and free.any():
-        score = _weigh_impact(score, entropy, novelty, free, impact)
+        score = _weigh_impact(score, doubt, free, impact)
     order = np.argsort(-score, kind="stable")
     order = order[np.isfinite(score[order])]
     if disagreement is not None and order.size:
@@ -408,19 +409,18 @@ def rank_suggestions(entropy: np.ndarray, is_support: np.ndarray, n_cols: int, n
     return np.asarray(picked, dtype=np.int64)
 
 
-def _weigh_impact(score: np.ndarray, entropy: np.ndarray, novelty: np.ndarray | None,
-                  free: np.ndarray, impact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``score`` with the candidates of exceptional impact raised (see :func:`rank_suggestions`)."""
-    doubt = np.nan_to_num(np.asarray(entropy, dtype=np.float64))
-    if novelty is not None:
-        doubt = doubt * np.nan_to_num(np.asarray(novelty, dtype=np.float64))
-    doubt = np.where(free, doubt, -np.inf)
+def _weigh_impact(score: np.ndarray, doubt: np.ndarray, free: np.ndarray,
+                  impact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``score`` with the candidates of exceptional impact raised (see :func:`rank_suggestions`).
+
+    ``doubt`` is entropy × novelty (-inf on supports): its best chips are candidates too.
+    """
     m = IMPACT_CANDIDATES
     cand = np.union1d(np.argsort(-score, kind="stable")[:m], np.argsort(-doubt, kind="stable")[:m])
     cand = cand[free[cand]]
     changes = np.nan_to_num(np.asarray(impact(cand), dtype=np.float64))
     ref = float(np.median(changes))
-    if cand.size == 0 or ref <= 0:
+    if ref <= 0:
         return score
     out = score.copy()
     out[cand] = np.maximum(score[cand], 0.0) * np.maximum(1.0, changes / (IMPACT_THRESHOLD * ref))
